@@ -1,0 +1,153 @@
+"""The page model: what a crawler captured for one site, as the checks read it.
+
+The home page is decoded once (HTTP header charset, then ``<meta charset>``, then detection; GB2312
+and GBK are read as GB18030) and parsed once into an ``lxml.html`` tree that every check shares.
+Sub-resources are optional: a check that needs one it does not have says so through ``needs`` (see
+:class:`Need`) and answers ``unknown`` until the crawler supplies it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+
+import lxml.html
+from lxml import etree
+
+# Encodings that real Chinese pages declare but that are subsets of GB18030: decoding them as GB18030
+# never loses a character, while decoding as GB2312 fails on the many GBK-only characters in use.
+_GB_ALIASES = {"gb2312", "gbk", "gb_2312-80", "x-gbk", "cp936", "ms936", "euc-cn", "hz-gb-2312", "gb18030"}
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+
+
+class NeedKind(StrEnum):
+    """Sub-resources a check can ask the crawler for."""
+
+    SCRIPT = "script"  # an external same-site script (footers built by JavaScript)
+    BADGE_SCRIPT = "badge_script"  # the CONAC per-site badge script on dcs.conac.cn
+    BSZS = "bszs"  # the CONAC verification page
+    IMAGE = "image"  # an image whose bytes decide (local copy of the badge image)
+    FRAME = "frame"  # an iframe document
+    RENDER = "render"  # a browser-rendered DOM
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    kind: NeedKind
+    url: str = ""
+
+
+def normalise_charset(name: str | None) -> str | None:
+    """A Python codec name for a declared charset, or None if it is unknown or absent."""
+    if not name:
+        return None
+    name = name.strip().strip("\"'").lower()
+    if name in _GB_ALIASES:
+        return "gb18030"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_body(body: bytes, content_type: str = "") -> tuple[str, str]:
+    """Decode an HTML body; returns ``(text, encoding_used)``.
+
+    Order: charset in the HTTP ``Content-Type``; ``<meta charset>`` in the first 4 KiB; a BOM; strict
+    UTF-8; detection. Undecodable bytes become U+FFFD: a page is never refused for its encoding.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        return body[3:].decode("utf-8", "replace"), "utf-8"
+    candidates: list[str] = []
+    m = _HEADER_CHARSET.search(content_type or "")
+    if m and (cs := normalise_charset(m.group(1))):
+        candidates.append(cs)
+    m2 = _META_CHARSET.search(body[:4096])
+    if m2 and (cs := normalise_charset(m2.group(1).decode("ascii", "ignore"))):
+        candidates.append(cs)
+    for cs in candidates:
+        try:
+            return body.decode(cs), cs
+        except (UnicodeDecodeError, LookupError):
+            continue
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Detection only when declarations failed: bs4's UnicodeDammit (charset-normalizer underneath).
+    from bs4 import UnicodeDammit
+
+    guess = UnicodeDammit(body[:65536], ["gb18030", "big5"], is_html=True).original_encoding
+    enc = normalise_charset(guess) or (candidates[0] if candidates else "gb18030")
+    return body.decode(enc, "replace"), enc
+
+
+def parse_html(text: str) -> etree._Element:
+    """An lxml.html tree for any text: empty or unparsable input yields an empty ``<html>``."""
+    # lxml refuses str input that carries an encoding declaration; strip it instead of re-encoding.
+    cleaned = _XML_DECL.sub("", text, count=1)
+    if not cleaned.strip():
+        return lxml.html.fromstring("<html></html>")
+    try:
+        parser = lxml.html.HTMLParser(recover=True, huge_tree=False, remove_blank_text=False)
+        root = lxml.html.document_fromstring(cleaned, parser=parser)
+    except (etree.ParserError, ValueError):
+        root = lxml.html.fromstring("<html></html>")
+    return root
+
+
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+
+
+@dataclass(slots=True)
+class Document:
+    """One decoded document (home page, rendered DOM, frame or verification page)."""
+
+    url: str
+    text: str
+    encoding: str = "utf-8"
+    _tree: etree._Element | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_bytes(cls, url: str, body: bytes, content_type: str = "") -> Document:
+        text, enc = decode_body(body, content_type)
+        return cls(url=url, text=text, encoding=enc)
+
+    @property
+    def tree(self) -> etree._Element:
+        """The parsed tree, built on first use and then shared by every check."""
+        if self._tree is None:
+            self._tree = parse_html(self.text)
+        return self._tree
+
+
+@dataclass
+class Page:
+    """Everything captured for one site visit.
+
+    ``scripts``/``images``/``frames`` are keyed by absolute URL. ``badge_scripts`` holds CONAC badge
+    scripts (text) by URL; ``bszs`` holds verification pages by URL; ``rendered`` is the DOM a browser
+    produced, if the page was rendered.
+    """
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    status: int = 200
+    scripts: dict[str, str] = field(default_factory=dict)
+    badge_scripts: dict[str, str] = field(default_factory=dict)
+    bszs: dict[str, Document] = field(default_factory=dict)
+    images: dict[str, bytes] = field(default_factory=dict)
+    frames: dict[str, Document] = field(default_factory=dict)
+    rendered: Document | None = None
+    truncated: bool = False
+
+    @cached_property
+    def home(self) -> Document:
+        ctype = next((v for k, v in self.headers.items() if k.lower() == "content-type"), "")
+        return Document.from_bytes(self.url, self.body, ctype)

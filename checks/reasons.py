@@ -1,0 +1,154 @@
+"""The one catalogue of reason codes.
+
+Every verdict's ``reason`` is a key of :data:`REASONS`. Codes are stable: scripts, stored findings and
+reports depend on them. ``message`` is what users read (plain Chinese), ``advice`` what the unit should
+do. ``transient`` marks ``unknown`` outcomes that a later attempt may settle (they are retried before
+a scan is final). ``docs/reasons.md`` is generated from this table (``python -m checks.reasons``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checks.verdict import Status
+
+P, F, W, U = Status.PASS, Status.FAIL, Status.WARN, Status.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    status: Status
+    message: str
+    advice: str = ""
+    transient: bool = False
+
+
+_TABLE: tuple[Reason, ...] = (
+    # --- badge (网站标识) -----------------------------------------------------------------------
+    Reason("badge.ok", P, "网站已加挂网站标识，类型与单位类别一致"),
+    Reason("badge.missing", F, "网站首页未加挂网站标识", "在网站首页底部加挂域名中心提供的网站标识代码"),
+    Reason("badge.wrong_kind", F, "网站标识类型与单位类别不符（党政机关应为红色标识，事业单位应为蓝色标识）",
+           "向域名中心申请与单位类别相符的网站标识并替换"),
+    Reason("badge.code_mismatch", F, "网站标识代码与登记的标识代码不一致（可能复制了其他网站的标识）",
+           "使用本网站自己的网站标识代码"),
+    Reason("badge.id_mismatch", F, "网站标识的核验页面不属于本单位或本网站（可能复制了其他单位的标识）",
+           "使用本单位本网站的网站标识代码"),
+    Reason("badge.error_image", F, "网站标识显示为异常图标，域名中心核验未通过", "联系域名中心核实网站标识信息"),
+    Reason("badge.never_renders", F, "网站标识代码被异步加载（async），浏览器中不会显示",
+           "去掉标识代码外层 script 标签上的 async 属性"),
+    Reason("badge.kind_unknown", U, "已发现网站标识，但无法确定其类型"),
+    Reason("badge.needs_render", U, "网站标识可能由脚本生成，静态页面无法判定，需浏览器渲染后确认", transient=True),
+    Reason("badge.script_unavailable", U, "网站标识脚本或核验页面无法获取，暂无法判定", transient=True),
+    # --- ICP 备案号 ------------------------------------------------------------------------------
+    Reason("icp.ok", P, "ICP备案号显示正确并链接到工信部备案系统"),
+    Reason("icp.missing", F, "网站首页未显示ICP备案号", "在首页底部显示ICP备案号并链接到 https://beian.miit.gov.cn/"),
+    Reason("icp.malformed", F, "ICP备案号格式不正确", "按“省简称ICP备+数字+号”的格式显示备案号"),
+    Reason("icp.number_mismatch", F, "网站显示的ICP备案号与登记的不一致", "核对并更正网站显示或登记的ICP备案号"),
+    Reason("icp.province_mismatch", W, "ICP备案号的省份简称与单位所在省份不一致（可能为集中托管）"),
+    Reason("icp.link_missing", F, "ICP备案号未链接到工信部备案系统", "将备案号链接到 https://beian.miit.gov.cn/"),
+    Reason("icp.link_outdated", W, "ICP备案号链接的是已停用的旧备案系统地址", "将链接改为 https://beian.miit.gov.cn/"),
+    Reason("icp.not_in_registry", W, "登记信息中没有该网站的ICP备案号，无法核对", "补充登记ICP备案号"),
+    Reason("icp.lookup_unavailable", U, "工信部备案系统查询失败或受限，暂无法核验", transient=True),
+    # --- 公安机关备案号 ----------------------------------------------------------------------------
+    Reason("police.ok", P, "公安机关备案号显示正确"),
+    Reason("police.missing", F, "网站首页未显示公安机关备案号", "在首页底部显示公安机关备案号及备案图标链接"),
+    Reason("police.malformed", F, "公安机关备案号格式不正确", "按“省简称公网安备+14位数字+号”的格式显示"),
+    Reason("police.number_mismatch", F, "网站显示的公安机关备案号与登记的不一致", "核对并更正公安机关备案号"),
+    Reason("police.region_mismatch", W, "公安机关备案号的地区代码与单位所在地区不一致"),
+    Reason("police.link_missing", W, "公安机关备案号未链接到全国互联网安全管理服务平台",
+           "将备案号链接到 https://beian.mps.gov.cn/ 的查询页面"),
+    Reason("police.not_in_registry", W, "登记信息中没有该网站的公安机关备案号，无法核对"),
+    # --- 政府网站标识码 ----------------------------------------------------------------------------
+    Reason("site_code.ok", P, "政府网站标识码显示正确"),
+    Reason("site_code.not_required", P, "非政府网站，不要求政府网站标识码"),
+    Reason("site_code.missing", F, "政府网站首页未显示政府网站标识码", "在首页底部显示政府网站标识码"),
+    Reason("site_code.malformed", F, "政府网站标识码格式不正确", "标识码应为10位数字或 bm 加8位数字"),
+    Reason("site_code.mismatch", F, "网站显示的政府网站标识码与登记的不一致", "核对并更正政府网站标识码"),
+    Reason("site_code.region_mismatch", W, "政府网站标识码的地区代码与单位所在地区不一致"),
+    Reason("site_code.conflict", W, "网页中出现多个互相矛盾的政府网站标识码"),
+    # --- domains (registry-level rules) ----------------------------------------------------------
+    Reason("domain.ok", P, "域名有效，类型与单位类别一致"),
+    Reason("domain.invalid", F, "域名不是有效的域名（编码失败）", "核对域名拼写"),
+    Reason("domain.label_too_long", F, "中文域名过长，编码后超过63字节，不是有效域名", "使用较短的名称（如规范简称）注册"),
+    Reason("domain.wrong_kind", F, "中文域名后缀与单位类别不符（党政机关用 .政务，事业单位用 .公益）",
+           "注册与单位类别相符的中文域名"),
+    Reason("domain.gov_cn_institution", W, "事业单位使用 .gov.cn 英文域名（不承担行政职能的事业单位不应使用）"),
+    Reason("domain.no_chinese", F, "单位未注册 .政务 或 .公益 中文域名", "注册与单位类别相符的中文域名"),
+    Reason("domain.expired", F, "域名已过期", "及时续费"),
+    Reason("domain.expiring", W, "域名将在30天内到期", "及时续费"),
+    # --- DNS --------------------------------------------------------------------------------------
+    Reason("dns.ok", P, "域名解析正常"),
+    Reason("dns.nxdomain", F, "域名不存在（NXDOMAIN）", "检查域名是否已注册、是否过期"),
+    Reason("dns.nodata", F, "域名存在但没有解析到地址", "为域名添加解析记录"),
+    Reason("dns.cname_loop", F, "域名的别名（CNAME）记录形成循环", "修正域名解析记录"),
+    Reason("dns.servfail", U, "域名服务器返回错误（SERVFAIL），暂无法判定", transient=True),
+    Reason("dns.refused", U, "域名服务器拒绝查询（REFUSED），暂无法判定", transient=True),
+    Reason("dns.timeout", U, "域名解析超时，暂无法判定", transient=True),
+    Reason("dns.error", U, "域名解析出错，暂无法判定", transient=True),
+    # --- use of a Chinese domain ------------------------------------------------------------------
+    Reason("usage.own_site", P, "中文域名已指向本单位网站"),
+    Reason("usage.red_page", P, "中文域名指向网络红页"),
+    Reason("usage.parked", W, "中文域名指向停放页面，未实际使用", "将中文域名指向本单位网站或网络红页"),
+    Reason("usage.other_site", W, "中文域名指向的不是本单位网站", "将中文域名指向本单位网站"),
+    Reason("usage.not_used", W, "中文域名解析正常但没有提供网页", "将中文域名指向本单位网站或网络红页"),
+    Reason("usage.unreachable", U, "中文域名的网页无法访问，暂无法判定", transient=True),
+    # --- HTTP (why a page could not be read; never non-compliance on its own) ------------------------
+    Reason("http.ok", P, "网站可以正常访问"),
+    Reason("http.timeout", U, "网站访问超时，暂无法判定", transient=True),
+    Reason("http.refused", U, "网站拒绝连接，暂无法判定", transient=True),
+    Reason("http.reset", U, "网站连接被中断，暂无法判定", transient=True),
+    Reason("http.tls_error", U, "网站加密连接（HTTPS）建立失败，暂无法判定", transient=True),
+    Reason("http.dns_error", U, "网站域名无法解析，暂无法判定", transient=True),
+    Reason("http.blocked", U, "网站防火墙拦截了巡检程序（403或验证页面），暂无法判定", transient=True),
+    Reason("http.server_error", U, "网站服务器出错（5xx），暂无法判定", transient=True),
+    Reason("http.client_error", U, "网站首页返回错误状态（4xx），暂无法判定"),
+    Reason("http.redirect_loop", U, "网站跳转形成循环或跳转次数过多，无法打开首页"),
+    Reason("http.too_large", U, "网站首页过大，超过巡检上限，仅检查了前面部分"),
+    Reason("http.address_refused", U, "网站地址指向内部或保留地址，按安全策略未访问"),
+    Reason("http.error", U, "网站访问出错，暂无法判定", transient=True),
+    Reason("http.cert_expired", W, "网站 HTTPS 证书已过期", "更新网站证书"),
+    Reason("http.cert_hostname", W, "网站 HTTPS 证书与域名不符", "为网站域名申请正确的证书"),
+    Reason("http.cert_untrusted", W, "网站 HTTPS 证书不受信任（自签名或证书链不完整）", "使用受信任机构签发的证书"),
+)
+
+REASONS: dict[str, Reason] = {r.code: r for r in _TABLE}
+assert len(REASONS) == len(_TABLE), "duplicate reason code"
+
+
+class UnknownReasonError(KeyError):
+    """A reason code that is not in the catalogue."""
+
+
+def describe(code: str) -> Reason:
+    """The catalogue entry of ``code``; raises :class:`UnknownReasonError` for an unknown code."""
+    try:
+        return REASONS[code]
+    except KeyError:
+        raise UnknownReasonError(code) from None
+
+
+def is_transient(code: str) -> bool:
+    return describe(code).transient
+
+
+def render_markdown() -> str:
+    """The catalogue as a Markdown table, for ``docs/reasons.md``."""
+    lines = [
+        "# Reason codes",
+        "",
+        "Generated from `checks/reasons.py` (`python -m checks.reasons > docs/reasons.md`). "
+        "`unknown` is never non-compliance; *transient* codes are retried before a scan is final.",
+        "",
+        "| code | status | transient | 说明 | 整改建议 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in _TABLE:
+        lines.append(
+            f"| `{r.code}` | {r.status} | {'yes' if r.transient else ''} | {r.message} | {r.advice} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

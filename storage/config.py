@@ -1,0 +1,113 @@
+"""Configuration: the one source of truth for settings.
+
+Values come from defaults, then ``badgewatch.toml`` (working directory or ``--config``), then
+``BADGEWATCH_*`` environment variables (``BADGEWATCH_DATABASE_URL`` overrides ``database_url``).
+Every setting is a field of :class:`Config`; ``docs/configuration.md`` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable that cannot be used (says which and why)."""
+
+
+@dataclass
+class Config:
+    database_url: str = "sqlite:///badgewatch.db"
+    # Nameservers as "host:port" (port 53 if omitted); empty = the system resolver.
+    nameservers: list[str] = field(default_factory=list)
+    evidence_dir: str = "evidence"
+    evidence_retention_days: int = 400
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Ports used for bare http:// and https:// URLs (simnet runs on unprivileged ports).
+    http_port: int = 80
+    https_port: int = 443
+    # Allow fetching loopback/private targets (only the simnet configuration does).
+    allow_private: bool = False
+    # CA bundle to trust in addition to the system one (the simnet CA).
+    ca_file: str = ""
+    user_agent: str = "badgewatch/0.1 (+https://xn--zfr164b/badgewatch; 网标巡检)"
+    concurrency: int = 256
+    per_ip_concurrency: int = 8
+    timeout_s: float = 15.0
+    dns_timeout_s: float = 5.0
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_subresources: int = 8
+    confirm_attempts: int = 2
+    render: str = "auto"
+    chromium_path: str = "/usr/bin/chromium"
+    # Hosts of CONAC's hosted "red pages" (网络红页): not confirmed from public material, so configurable.
+    red_page_hosts: list[str] = field(default_factory=list)
+    # Compare ICP numbers without the "-n" site index.
+    icp_ignore_suffix: bool = False
+    province_code: str = "13"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_security: str = "none"  # none | starttls | ssl
+    smtp_from: str = "badgewatch@localhost"
+    sms_url: str = ""
+    sms_template: str = "【网标巡检】{unit}：{message}"
+    center_email: str = ""
+    secret_key: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+        """Defaults, then the TOML file (if any), then ``BADGEWATCH_*`` variables."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        file = Path(path) if path else Path("badgewatch.toml")
+        if path and not file.exists():
+            raise ConfigError(f"配置文件不存在: {file}")
+        if file.exists():
+            try:
+                raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"配置文件 {file} 无法读取: {exc}") from exc
+            values.update(raw.get("badgewatch", raw))
+        known = {f.name: f for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"配置文件 {file} 中有未知的设置项: {key}")
+        for name, f in known.items():
+            var = "BADGEWATCH_" + name.upper()
+            if var in env:
+                default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
+                values[name] = _coerce(var, env[var], default)
+        return cls(**values)
+
+    def nameserver_addrs(self) -> list[tuple[str, int]]:
+        out = []
+        for ns in self.nameservers:
+            host, sep, port = ns.rpartition(":")
+            if not sep or ":" in host:  # bare host, or an IPv6 address without a port
+                host, port = ns, "53"
+            out.append((host, int(port)))
+        return out
+
+
+def _coerce(var: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, list):
+            return [p.strip() for p in raw.replace(";", ",").split(",") if p.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"环境变量 {var} 的值无效: {raw!r}") from exc
+    return raw
