@@ -1,0 +1,26 @@
+"""Rule settings the checks take as input (built from the configuration by the caller).
+
+Facts marked *(unverified)* in domain.md are settings here, never hard-coded law.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    # Compare ICP numbers without the "-n" site index.
+    icp_ignore_suffix: bool = False
+    # Hosts of CONAC's hosted red pages (网络红页); not found in public material.
+    red_page_hosts: tuple[str, ...] = ()
+    # A domain expiring within this many days is a warning.
+    expiring_days: int = 30
+    # The unit's province as a 2-digit GB code when the registry entry carries none.
+    default_province_code: str = ""
+    # CONAC hosts: badge scripts/images and verification pages.
+    conac_script_hosts: tuple[str, ...] = ("dcs.conac.cn",)
+    conac_verify_hosts: tuple[str, ...] = ("bszs.conac.cn",)
+
+
+DEFAULT_RULES = Rules()
