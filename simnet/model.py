@@ -1,0 +1,204 @@
+"""The runtime model of the simulated internet: DNS entries, HTTP routes, hosts, universes.
+
+A *universe* answers two questions for the servers: what does the DNS say about a name, and what does
+the web farm send for a request to a host. :class:`StaticUniverse` holds everything in dictionaries
+(catalogue, baoding, spec files); generated universes compute answers from the name (constant memory).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class DnsBehaviour(enum.StrEnum):
+    """How the nameserver treats a query for a name."""
+
+    ANSWER = "answer"  # normal answer (records, NODATA when none of the type)
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    DROP = "drop"  # never answers: the client times out
+    TRUNCATE = "truncate"  # UDP answers carry TC=1 and no records: the client must use TCP
+    SLOW = "slow"  # answers after ``delay_ms``
+
+
+@dataclass(slots=True)
+class DnsEntry:
+    """What the authoritative server knows about one name (lower-case A-label form, no trailing dot)."""
+
+    name: str
+    a: list[str] = field(default_factory=list)
+    aaaa: list[str] = field(default_factory=list)
+    cname: str = ""
+    txt: list[str] = field(default_factory=list)
+    behaviour: DnsBehaviour = DnsBehaviour.ANSWER
+    delay_ms: int = 0
+
+
+class Action(enum.StrEnum):
+    """What the web farm does with a request."""
+
+    RESPOND = "respond"  # send the precomputed response
+    DELAY = "delay"  # send it after ``delay_ms``
+    HANG = "hang"  # accept, read, never answer
+    RESET = "reset"  # close with RST (SO_LINGER 0)
+    BLOCK = "block"  # 403 challenge page to clients that do not look like a browser
+    STREAM = "stream"  # ``stream_bytes`` of body (0 = endless), written as fast as the client reads
+    GZIP_BOMB = "gzip_bomb"  # small gzip body that inflates to ``stream_bytes``
+
+
+@dataclass(slots=True)
+class Route:
+    """One precomputed HTTP response (or a behaviour) for a host and path."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    action: Action = Action.RESPOND
+    delay_ms: int = 0
+    stream_bytes: int = 0
+    _wire: dict[tuple[bool, bool], bytes] = field(default_factory=dict, repr=False)
+
+    def wire(self, keep_alive: bool, head: bool) -> bytes:
+        """The full response bytes (cached per connection mode and method)."""
+        key = (keep_alive, head)
+        cached = self._wire.get(key)
+        if cached is not None:
+            return cached
+        lines = [f"HTTP/1.1 {self.status} {REASON_PHRASES.get(self.status, 'Status')}"]
+        lines.append("Server: simnet")
+        if self.content_type:
+            lines.append(f"Content-Type: {self.content_type}")
+        lines.extend(f"{k}: {v}" for k, v in self.headers)
+        lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("Connection: " + ("keep-alive" if keep_alive else "close"))
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if not head:
+            raw += self.body
+        self._wire[key] = raw
+        return raw
+
+
+REASON_PHRASES: dict[int, str] = {
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    421: "Misdirected Request",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class TlsMode(enum.StrEnum):
+    """Which certificate a host presents over HTTPS."""
+
+    OK = "ok"  # issued by the simnet CA for the host
+    EXPIRED = "expired"  # issued by the CA, validity ended
+    SELF_SIGNED = "self_signed"
+    WRONG_HOST = "wrong_host"  # issued by the CA for another name
+
+
+@dataclass(slots=True)
+class HostSite:
+    """One virtual host of the web farm (``host`` is the lower-case A-label form)."""
+
+    host: str
+    address: str
+    routes: dict[str, Route] = field(default_factory=dict)
+    tls: TlsMode = TlsMode.OK
+    # Routes for HTTPS requests when they differ (an http:// to https:// redirect), else None.
+    tls_routes: dict[str, Route] | None = None
+    # A behaviour applied to every path of the host (slow, hang, reset, block...), or None.
+    default: Route | None = None
+
+
+class Universe(Protocol):
+    """What the servers ask."""
+
+    def addresses(self) -> list[str]:
+        """Every loopback address the web farm must listen on."""
+        ...
+
+    def dns(self, name: str) -> DnsEntry | None:
+        """The entry for ``name`` (A-label, lower case, no trailing dot), or None if it does not exist."""
+        ...
+
+    def host(self, name: str) -> HostSite | None:
+        """The virtual host ``name`` (A-label, lower case, no port), or None."""
+        ...
+
+
+NOT_FOUND = Route(status=404, body=b"<html><body><h1>404 Not Found</h1></body></html>")
+
+
+def lookup_route(site: HostSite, target: str, tls: bool = False) -> Route:
+    """The route for a request target: exact match, then the path without query, then the host default."""
+    if site.default is not None:
+        return site.default
+    routes = site.tls_routes if tls and site.tls_routes is not None else site.routes
+    route = routes.get(target)
+    if route is not None:
+        return route
+    path, _, query = target.partition("?")
+    route = routes.get(path)
+    if route is not None:
+        return route
+    if query:
+        # Verification pages are keyed by their id only: parameter order and &amp; vary in the wild.
+        for part in query.replace("&amp;", "&").split("&"):
+            if part.startswith("id="):
+                route = routes.get(f"{path}?id={part[3:].upper()}")
+                if route is not None:
+                    return route
+    if path.endswith("/"):
+        route = routes.get(path + "index.html")
+        if route is not None:
+            return route
+    return NOT_FOUND
+
+
+@dataclass
+class StaticUniverse:
+    """A universe held in dictionaries (catalogue, baoding, spec files)."""
+
+    names: dict[str, DnsEntry] = field(default_factory=dict)
+    hosts: dict[str, HostSite] = field(default_factory=dict)
+    extra_addresses: set[str] = field(default_factory=set)
+
+    def addresses(self) -> list[str]:
+        found = {h.address for h in self.hosts.values()} | self.extra_addresses
+        return sorted(found, key=_addr_key)
+
+    def dns(self, name: str) -> DnsEntry | None:
+        return self.names.get(name)
+
+    def host(self, name: str) -> HostSite | None:
+        return self.hosts.get(name)
+
+    def add_dns(self, entries: Iterable[DnsEntry]) -> None:
+        for e in entries:
+            self.names[e.name] = e
+
+    def add_host(self, site: HostSite) -> None:
+        existing = self.hosts.get(site.host)
+        if existing is None:
+            self.hosts[site.host] = site
+        else:
+            # Several builders may contribute pages to one host (the CONAC services).
+            existing.routes.update(site.routes)
+
+
+def _addr_key(addr: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in addr.split("."))

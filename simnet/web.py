@@ -1,0 +1,320 @@
+"""The web farm: one raw asyncio HTTP/1.1 server per loopback address and port, virtual hosts by ``Host``
+(and by SNI over TLS), precomputed responses, and the failure behaviours of domain.md §9.
+
+Written on bare :class:`asyncio.Protocol` (no framework) so that it never bounds a crawler benchmark:
+a request costs a header scan, two dictionary lookups and one ``write`` of cached bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import ssl
+import struct
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from simnet.model import Action, Route, Universe, lookup_route
+from simnet.pages import challenge_page
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER = 64 * 1024
+CHUNK = 64 * 1024
+MISDIRECTED = Route(
+    status=404,
+    body="<html><body><h1>404 Not Found</h1><p>本服务器上没有这个网站。</p></body></html>".encode(),
+)
+BAD_REQUEST = Route(status=400, body=b"<html><body><h1>400 Bad Request</h1></body></html>")
+CHALLENGE = Route(status=403, body=challenge_page().encode())
+_FILLER = (b"<p>" + "政务公开信息".encode() * 40 + b"</p>\n") * 64
+
+
+class Farm:
+    """The shared state of all listening sockets: the universe, open connections, cached bombs."""
+
+    def __init__(self, universe: Universe, bomb: Callable[[int], bytes]) -> None:
+        self.universe = universe
+        self.connections: set[asyncio.Transport] = set()
+        self.servers: list[asyncio.Server] = []
+        self._bomb = bomb
+        self._bombs: dict[int, asyncio.Future[bytes]] = {}
+        self.requests = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def bomb(self, size: int) -> asyncio.Future[bytes]:
+        fut = self._bombs.get(size)
+        if fut is None:
+            fut = asyncio.get_running_loop().run_in_executor(None, self._bomb, size)
+            self._bombs[size] = fut
+        return fut
+
+    async def listen(
+        self, addresses: list[str], port: int, tls: ssl.SSLContext | None, fallback_ephemeral: bool = True
+    ) -> int:
+        """Listen on ``port`` on every address (0: one free port shared by all); returns the port."""
+        loop = asyncio.get_running_loop()
+        want = port
+        for _attempt in range(30):
+            opened: list[asyncio.Server] = []
+            try:
+                for addr in addresses:
+                    server = await loop.create_server(
+                        lambda a=addr: _Conn(self, a, tls is not None),
+                        addr,
+                        want,
+                        ssl=tls,
+                        reuse_address=True,
+                        backlog=2048,
+                    )
+                    if want == 0:
+                        want = server.sockets[0].getsockname()[1]
+                    opened.append(server)
+            except OSError as exc:
+                for s in opened:
+                    s.close()
+                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    raise
+                if port and not fallback_ephemeral:
+                    raise
+                log.info("port %s not available on all addresses (%s); trying another", want, exc)
+                want = 0
+                port = 0
+                continue
+            self.servers += opened
+            return want
+        raise OSError("no port free on every farm address")
+
+    async def close(self) -> None:
+        for s in self.servers:
+            s.close()
+        for t in list(self.connections):
+            t.abort()
+        for task in list(self.tasks):
+            task.cancel()
+        for s in self.servers:
+            await s.wait_closed()
+        self.servers.clear()
+
+
+class _Conn(asyncio.Protocol):
+    __slots__ = ("buf", "busy", "closed", "farm", "local", "resume", "tls", "transport")
+
+    def __init__(self, farm: Farm, local: str, tls: bool) -> None:
+        self.farm = farm
+        self.local = local
+        self.tls = tls
+        self.buf = b""
+        self.busy = False
+        self.closed = False
+        self.resume: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    # --- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.farm.connections.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.farm.connections.discard(self.transport)
+        if self.resume is not None and not self.resume.done():
+            self.resume.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.resume = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.resume is not None and not self.resume.done():
+            self.resume.set_result(None)
+        self.resume = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf = self.buf + data if self.buf else data
+        if not self.busy:
+            self._process()
+
+    # --- request handling -----------------------------------------------------------------------
+
+    def _process(self) -> None:
+        t = self.transport
+        assert t is not None
+        while self.buf and not self.busy and not self.closed:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_HEADER:
+                    t.write(BAD_REQUEST.wire(False, False))
+                    t.close()
+                    self.closed = True
+                return
+            head = self.buf[:end]
+            lower = head.lower()
+            body_len = _header(lower, head, b"content-length")
+            need = end + 4 + (int(body_len) if body_len and body_len.isdigit() else 0)
+            if len(self.buf) < need:
+                return
+            self.buf = self.buf[need:]
+            self._handle(head, lower)
+
+    def _handle(self, head: bytes, lower: bytes) -> None:
+        t = self.transport
+        assert t is not None
+        first = head.split(b"\r\n", 1)[0]
+        parts = first.split(b" ")
+        if len(parts) != 3:
+            t.write(BAD_REQUEST.wire(False, False))
+            t.close()
+            self.closed = True
+            return
+        method, target, version = parts
+        conn = _header(lower, lower, b"connection") or b""
+        keep = (b"close" not in conn) if version == b"HTTP/1.1" else (b"keep-alive" in conn)
+        head_only = method == b"HEAD"
+        raw_host = _header(lower, head, b"host") or b""
+        path = target
+        if target.startswith((b"http://", b"https://")):
+            rest = target.split(b"//", 1)[1]
+            raw_host, _, p = rest.partition(b"/")
+            path = b"/" + p
+        host = _host(raw_host)
+        site = self.farm.universe.host(host) if host else None
+        if site is None or site.address != self.local:
+            self._send(MISDIRECTED, keep, head_only)
+            return
+        self.farm.requests += 1
+        route = lookup_route(site, path.decode("latin-1"), self.tls)
+        action = route.action
+        if action is Action.RESPOND:
+            t.write(route.wire(keep, head_only))
+            if not keep:
+                t.close()
+                self.closed = True
+        elif action is Action.DELAY:
+            self.busy = True
+            asyncio.get_running_loop().call_later(route.delay_ms / 1000, self._later, route, keep, head_only)
+        elif action is Action.HANG:
+            self.busy = True  # read and ignore everything; the client gives up
+        elif action is Action.RESET:
+            self._reset()
+        elif action is Action.BLOCK:
+            ua = _header(lower, lower, b"user-agent") or b""
+            cookie = _header(lower, lower, b"cookie") or b""
+            passed = b"mozilla" in ua and b"__waf_pass=1" in cookie
+            self._send(route if passed else CHALLENGE, keep, head_only)
+        elif action is Action.STREAM:
+            self.busy = True
+            self.farm.spawn(self._stream(route, head_only))
+        elif action is Action.GZIP_BOMB:
+            self.busy = True
+            self.farm.spawn(self._bomb(route, keep, head_only))
+
+    def _send(self, route: Route, keep: bool, head_only: bool) -> None:
+        t = self.transport
+        assert t is not None
+        if self.closed:
+            return
+        t.write(route.wire(keep, head_only))
+        if not keep:
+            t.close()
+            self.closed = True
+
+    def _later(self, route: Route, keep: bool, head_only: bool) -> None:
+        plain = Route(
+            status=route.status, body=route.body, content_type=route.content_type, headers=route.headers
+        )
+        self._send(plain, keep, head_only)
+        self.busy = False
+        if not self.closed:
+            self._process()
+
+    def _reset(self) -> None:
+        t = self.transport
+        assert t is not None
+        sock = t.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.abort()
+        self.closed = True
+
+    async def _drain(self) -> None:
+        if self.resume is not None:
+            await self.resume
+        else:
+            await asyncio.sleep(0)  # let connection_lost and other connections run
+
+    async def _stream(self, route: Route, head_only: bool) -> None:
+        """A body of ``stream_bytes`` (0: endless, chunked) written as fast as the client reads."""
+        t = self.transport
+        assert t is not None
+        total = route.stream_bytes
+        if total:
+            head = (
+                f"HTTP/1.1 200 OK\r\nServer: simnet\r\nContent-Type: text/html; charset=utf-8\r\n"
+                f"Content-Length: {total}\r\nConnection: close\r\n\r\n"
+            )
+        else:
+            head = (
+                "HTTP/1.1 200 OK\r\nServer: simnet\r\nContent-Type: text/html; charset=utf-8\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
+        t.write(head.encode())
+        if head_only:
+            t.close()
+            return
+        sent = 0
+        prefix = route.body
+        while not self.closed and not t.is_closing():
+            piece = prefix or _FILLER
+            prefix = b""
+            if total:
+                piece = piece[: total - sent]
+                t.write(piece)
+            else:
+                t.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            sent += len(piece)
+            if total and sent >= total:
+                break
+            await self._drain()
+        if not self.closed:
+            t.close()
+
+    async def _bomb(self, route: Route, keep: bool, head_only: bool) -> None:
+        data = await self.farm.bomb(route.stream_bytes)
+        bomb = Route(body=data, headers=(("Content-Encoding", "gzip"),))
+        self._send(bomb, False, head_only)
+
+
+def _header(lower: bytes, source: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower case) from a request head; ``source`` keeps the case."""
+    i = lower.find(b"\r\n" + name + b":")
+    if i < 0:
+        return None
+    start = i + 3 + len(name)
+    j = lower.find(b"\r\n", start)
+    return source[start : j if j >= 0 else len(source)].strip()
+
+
+def _host(raw: bytes) -> str:
+    """The lower-case A-label host from a Host header (port stripped; raw UTF-8 names encoded)."""
+    if raw.startswith(b"["):
+        return ""
+    host = raw.rsplit(b":", 1)[0] if b":" in raw else raw
+    try:
+        return host.decode("ascii").lower().rstrip(".")
+    except UnicodeDecodeError:
+        try:
+            import idna
+
+            return idna.encode(host.decode("utf-8"), uts46=True).decode("ascii").lower()
+        except (UnicodeError, idna.IDNAError):
+            return ""
