@@ -1,0 +1,254 @@
+"""Non-compliance lists: per office, confirmed failures, advice, what could not be verified, and changes.
+
+Pure: the findings come in as :class:`FindingRecord` (read from the database by
+:mod:`reports.source`). Rules (design.md principles 2 and 3):
+
+* only a **confirmed** ``fail`` is non-compliance; an unconfirmed ``fail`` waits for confirmation;
+* ``warn`` is advice, listed apart;
+* ``unknown`` (timeout, blocked, DNS failure…) goes to the list of sites that could not be verified;
+* texts come from the reason catalogue (:func:`checks.reasons.describe`), never rewritten here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from checks.reasons import UnknownReasonError, describe
+from checks.verdict import Status
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRecord:
+    """One finding with the registry context a list needs."""
+
+    finding_id: int
+    scan_id: int
+    office_code: str
+    office_name: str
+    unit_id: int
+    unit_name: str
+    unit_kind: str
+    subject: str  # "site:<id>" or "domain:<id>"
+    check: str
+    status: str
+    reason: str
+    detail: str = ""
+    confirmed: bool = False
+    site_name: str = ""
+    site_url: str = ""
+    domain: str = ""
+    capture_id: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What a change is tracked by: the same check on the same site or domain."""
+        return (self.subject, self.check)
+
+    @property
+    def target(self) -> str:
+        """The site or domain the problem is about, as users read it."""
+        if self.site_url:
+            return f"{self.site_name}（{self.site_url}）" if self.site_name else self.site_url
+        return self.domain
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One line of a list: a finding with its catalogue message, advice and evidence reference."""
+
+    record: FindingRecord
+    message: str
+    advice: str
+    evidence_id: str
+    evidence_url: str = ""
+    change: str = ""  # 新增 / 持续 (failures only)
+    checks: tuple[str, ...] = ()  # every check a merged "could not be verified" line stands for
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.record
+        return {
+            "finding_id": r.finding_id,
+            "unit": r.unit_name,
+            "unit_kind": r.unit_kind,
+            "site_name": r.site_name,
+            "site_url": r.site_url,
+            "domain": r.domain,
+            "check": r.check,
+            "status": r.status,
+            "reason": r.reason,
+            "message": self.message,
+            "advice": self.advice,
+            "detail": r.detail,
+            "evidence_id": self.evidence_id,
+            "evidence_url": self.evidence_url,
+            "change": self.change,
+            "checks": list(self.checks or (r.check,)),
+        }
+
+
+@dataclass(slots=True)
+class OfficeList:
+    office_code: str
+    office_name: str
+    failures: list[Problem] = field(default_factory=list)
+    advice: list[Problem] = field(default_factory=list)
+    unverified: list[Problem] = field(default_factory=list)
+    fixed: list[Problem] = field(default_factory=list)  # failures of the previous scan now passing
+    pending: int = 0  # failures not confirmed yet
+
+    @property
+    def new(self) -> list[Problem]:
+        return [p for p in self.failures if p.change == "新增"]
+
+    @property
+    def persisting(self) -> list[Problem]:
+        return [p for p in self.failures if p.change == "持续"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "office": {"code": self.office_code, "name": self.office_name},
+            "failures": [p.to_dict() for p in self.failures],
+            "advice": [p.to_dict() for p in self.advice],
+            "unverified": [p.to_dict() for p in self.unverified],
+            "changes": {
+                "new": [p.record.finding_id for p in self.new],
+                "persisting": [p.record.finding_id for p in self.persisting],
+                "fixed": [p.to_dict() for p in self.fixed],
+            },
+            "pending_confirmation": self.pending,
+        }
+
+
+@dataclass(slots=True)
+class NoncomplianceReport:
+    scan_id: int
+    previous_scan_id: int | None
+    offices: list[OfficeList]
+
+    @property
+    def title(self) -> str:
+        return "网站标识及域名不合规清单"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scan_id": self.scan_id,
+            "previous_scan_id": self.previous_scan_id,
+            "offices": [o.to_dict() for o in self.offices],
+        }
+
+
+def evidence_id(record: FindingRecord) -> str:
+    """A short reference a reviewer can look up: finding id and, when kept, the capture id."""
+    ref = f"F{record.finding_id}"
+    return f"{ref}/C{record.capture_id}" if record.capture_id is not None else ref
+
+
+def _problem(record: FindingRecord, base_url: str, change: str = "") -> Problem:
+    try:
+        reason = describe(record.reason)
+        message, advice = reason.message, reason.advice
+    except UnknownReasonError:
+        # A code the catalogue does not know must not hide the finding; say so plainly.
+        message, advice = f"未登记的原因代码 {record.reason}", ""
+    url = f"{base_url.rstrip('/')}/findings/{record.finding_id}" if base_url else ""
+    return Problem(record, message, advice, evidence_id(record), url, change)
+
+
+def _sort_key(p: Problem) -> tuple[str, str, str, int]:
+    r = p.record
+    return (r.unit_name, r.target, r.check, r.finding_id)
+
+
+def build_noncompliance(
+    scan_id: int,
+    current: Iterable[FindingRecord],
+    previous: Iterable[FindingRecord] = (),
+    *,
+    previous_scan_id: int | None = None,
+    offices: Mapping[str, str] | None = None,
+    base_url: str = "",
+) -> NoncomplianceReport:
+    """Sort one scan's findings into per-office lists and compare with the previous scan.
+
+    ``offices`` (code → name) lists offices that get a list even when they have nothing on it
+    (an office with a clean scan still hears that it is clean).
+    """
+    cur = list(current)
+    prev_fail = {r.key: r for r in previous if r.status == Status.FAIL and r.confirmed}
+    cur_status: dict[tuple[str, str], str] = {r.key: r.status for r in cur}
+    lists: dict[str, OfficeList] = {}
+
+    def office(code: str, name: str) -> OfficeList:
+        if code not in lists:
+            lists[code] = OfficeList(code, name)
+        return lists[code]
+
+    for code, name in (offices or {}).items():
+        office(code, name)
+    for r in cur:
+        if r.scan_id != scan_id:
+            raise ValueError(f"发现记录 F{r.finding_id} 属于巡检 {r.scan_id}，不属于巡检 {scan_id}")
+        ol = office(r.office_code, r.office_name)
+        if r.status == Status.FAIL:
+            if r.confirmed:
+                ol.failures.append(_problem(r, base_url, "持续" if r.key in prev_fail else "新增"))
+            else:
+                ol.pending += 1
+        elif r.status == Status.WARN:
+            ol.advice.append(_problem(r, base_url))
+        elif r.status == Status.UNKNOWN:
+            ol.unverified.append(_problem(r, base_url))
+        elif r.status != Status.PASS:
+            raise ValueError(f"发现记录 F{r.finding_id} 的状态无效: {r.status!r}")
+    for key, old in prev_fail.items():
+        # Fixed only when this scan shows the check passing (or merely advising); a site that
+        # could not be reached this time is not "fixed".
+        if cur_status.get(key) in (Status.PASS, Status.WARN):
+            office(old.office_code, old.office_name).fixed.append(_problem(old, base_url, "已整改"))
+    for ol in lists.values():
+        ol.unverified = _merge_unverified(ol.unverified)
+        for items in (ol.failures, ol.advice, ol.unverified, ol.fixed):
+            items.sort(key=_sort_key)
+    ordered = sorted(lists.values(), key=lambda o: o.office_code)
+    return NoncomplianceReport(scan_id, previous_scan_id, ordered)
+
+
+def _merge_unverified(problems: list[Problem]) -> list[Problem]:
+    """One line per site or domain: a timeout makes every check of the site unknown at once.
+
+    The line leads with the reason that explains the others (the HTTP or DNS failure) and names
+    every check it stands for.
+    """
+    groups: dict[str, list[Problem]] = {}
+    for p in problems:
+        groups.setdefault(p.record.subject, []).append(p)
+    out = []
+    for items in groups.values():
+        items.sort(key=lambda p: (not p.record.reason.startswith(("http.", "dns.")), p.record.finding_id))
+        lead = items[0]
+        messages = list(dict.fromkeys(p.message for p in items))
+        checks = tuple(dict.fromkeys(p.record.check for p in items))
+        out.append(
+            Problem(
+                lead.record,
+                "；".join(messages),
+                lead.advice,
+                lead.evidence_id,
+                lead.evidence_url,
+                lead.change,
+                checks,
+            )
+        )
+    return out
+
+
+def summary_line(ol: OfficeList) -> str:
+    """One sentence for an e-mail body or a terminal summary."""
+    units = len({p.record.unit_id for p in ol.failures})
+    return (
+        f"{ol.office_name}：不合规问题{len(ol.failures)}项（涉及{units}个单位；新增{len(ol.new)}项，"
+        f"持续{len(ol.persisting)}项），已整改{len(ol.fixed)}项，无法核实{len(ol.unverified)}项，"
+        f"建议改进{len(ol.advice)}项。"
+    )
