@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,8 +39,15 @@ class NeedKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Need:
+    """One sub-resource a check asks for: its kind and absolute URL (for RENDER: the page URL)."""
+
     kind: NeedKind
     url: str = ""
+
+    @property
+    def key(self) -> str:
+        """The key under which a failure of this need is recorded in :attr:`Page.failed`."""
+        return f"render:{self.url}" if self.kind is NeedKind.RENDER else self.url
 
 
 def normalise_charset(name: str | None) -> str | None:
@@ -79,6 +87,13 @@ def decode_body(body: bytes, content_type: str = "") -> tuple[str, str]:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    # A declared (or UTF-8) page with a few broken bytes is still that encoding: a handful of U+FFFD
+    # is better than reading the whole page in a wrong one.
+    tolerated = max(8, len(body) // 2000)
+    for cs in dict.fromkeys([*candidates, "utf-8"]):
+        text = body.decode(cs, "replace")
+        if text.count("\ufffd") <= tolerated:
+            return text, cs
     # Detection only when declarations failed: bs4's UnicodeDammit (charset-normalizer underneath).
     from bs4 import UnicodeDammit
 
@@ -87,17 +102,46 @@ def decode_body(body: bytes, content_type: str = "") -> tuple[str, str]:
     return body.decode(enc, "replace"), enc
 
 
+_LOCAL = threading.local()  # lxml parsers must not be shared between threads
+
+
+def _parser() -> etree.HTMLParser:
+    parser: etree.HTMLParser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = etree.HTMLParser(recover=True, huge_tree=False, remove_blank_text=False)
+        # lxml.html's own lookup is a Python callback run for every element handed to Python (half the
+        # cost of a tree walk); this C-level lookup gives the same HtmlElement API (text_content, …).
+        parser.set_element_class_lookup(
+            etree.ElementDefaultClassLookup(
+                element=lxml.html.HtmlElement,
+                comment=lxml.html.HtmlComment,
+                pi=lxml.html.HtmlProcessingInstruction,
+                entity=lxml.html.HtmlEntity,
+            )
+        )
+        _LOCAL.parser = parser
+    return parser
+
+
+def _empty() -> etree._Element:
+    return etree.fromstring("<html><body></body></html>", _parser())
+
+
 def parse_html(text: str) -> etree._Element:
-    """An lxml.html tree for any text: empty or unparsable input yields an empty ``<html>``."""
+    """An lxml.html tree for any text: empty or unparsable input yields an empty ``<html>``.
+
+    Elements are :class:`lxml.html.HtmlElement` (``text_content()`` and the rest of the lxml.html API).
+    """
     # lxml refuses str input that carries an encoding declaration; strip it instead of re-encoding.
     cleaned = _XML_DECL.sub("", text, count=1)
     if not cleaned.strip():
-        return lxml.html.fromstring("<html></html>")
+        return _empty()
     try:
-        parser = lxml.html.HTMLParser(recover=True, huge_tree=False, remove_blank_text=False)
-        root = lxml.html.document_fromstring(cleaned, parser=parser)
-    except (etree.ParserError, ValueError):
-        root = lxml.html.fromstring("<html></html>")
+        root = etree.fromstring(cleaned, _parser())
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
+        return _empty()
+    if root is None:
+        return _empty()
     return root
 
 
@@ -130,9 +174,15 @@ class Document:
 class Page:
     """Everything captured for one site visit.
 
-    ``scripts``/``images``/``frames`` are keyed by absolute URL. ``badge_scripts`` holds CONAC badge
-    scripts (text) by URL; ``bszs`` holds verification pages by URL; ``rendered`` is the DOM a browser
-    produced, if the page was rendered.
+    ``url`` is the final URL of the home page (after redirects): relative links resolve against it.
+    ``scripts``/``images``/``frames`` are keyed by absolute URL (the URL of the :class:`Need` that asked
+    for them). ``badge_scripts`` holds CONAC badge scripts (text) by URL; ``bszs`` holds verification
+    pages by URL; ``rendered`` is the DOM a browser produced, if the page was rendered.
+
+    ``failed`` records sub-resources the crawler tried and could not get (``Need.key`` → reason), so a
+    check answers ``unknown`` instead of asking again forever. ``exhausted`` says the crawler will fetch
+    nothing more for this page (budget reached, or offline as in ``inspect FILE``): checks then decide
+    from what they have and ask for nothing.
     """
 
     url: str
@@ -146,8 +196,32 @@ class Page:
     frames: dict[str, Document] = field(default_factory=dict)
     rendered: Document | None = None
     truncated: bool = False
+    failed: dict[str, str] = field(default_factory=dict)
+    exhausted: bool = False
 
     @cached_property
     def home(self) -> Document:
         ctype = next((v for k, v in self.headers.items() if k.lower() == "content-type"), "")
         return Document.from_bytes(self.url, self.body, ctype)
+
+    def have(self, need: Need) -> bool:
+        """Whether the sub-resource ``need`` asks for is present in this capture."""
+        kind = need.kind
+        if kind is NeedKind.RENDER:
+            return self.rendered is not None
+        stores: dict[NeedKind, Mapping[str, object]] = {
+            NeedKind.SCRIPT: self.scripts,
+            NeedKind.BADGE_SCRIPT: self.badge_scripts,
+            NeedKind.BSZS: self.bszs,
+            NeedKind.IMAGE: self.images,
+            NeedKind.FRAME: self.frames,
+        }
+        return need.url in stores[kind]
+
+    def settled(self, need: Need) -> bool:
+        """True when asking for ``need`` again is pointless: present, failed, or no more fetching."""
+        return self.exhausted or need.key in self.failed or self.have(need)
+
+    def mark_failed(self, need: Need, reason: str) -> None:
+        """Record that ``need`` was fetched and failed (the crawler calls this)."""
+        self.failed[need.key] = reason

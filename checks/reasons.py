@@ -40,6 +40,7 @@ _TABLE: tuple[Reason, ...] = (
     Reason("badge.kind_unknown", U, "已发现网站标识，但无法确定其类型"),
     Reason("badge.needs_render", U, "网站标识可能由脚本生成，静态页面无法判定，需浏览器渲染后确认", transient=True),
     Reason("badge.script_unavailable", U, "网站标识脚本或核验页面无法获取，暂无法判定", transient=True),
+    Reason("badge.page_truncated", U, "首页超过巡检读取上限，只读取了前面部分，其中没有网站标识，暂无法判定"),
     # --- ICP 备案号 ------------------------------------------------------------------------------
     Reason("icp.ok", P, "ICP备案号显示正确并链接到工信部备案系统"),
     Reason("icp.missing", F, "网站首页未显示ICP备案号", "在首页底部显示ICP备案号并链接到 https://beian.miit.gov.cn/"),
@@ -50,6 +51,7 @@ _TABLE: tuple[Reason, ...] = (
     Reason("icp.link_outdated", W, "ICP备案号链接的是已停用的旧备案系统地址", "将链接改为 https://beian.miit.gov.cn/"),
     Reason("icp.not_in_registry", W, "登记信息中没有该网站的ICP备案号，无法核对", "补充登记ICP备案号"),
     Reason("icp.lookup_unavailable", U, "工信部备案系统查询失败或受限，暂无法核验", transient=True),
+    Reason("icp.unconfirmed", U, "首页静态内容中未找到ICP备案号，页脚可能由脚本生成，需读取脚本或浏览器渲染后确认", transient=True),
     # --- 公安机关备案号 ----------------------------------------------------------------------------
     Reason("police.ok", P, "公安机关备案号显示正确"),
     Reason("police.missing", F, "网站首页未显示公安机关备案号", "在首页底部显示公安机关备案号及备案图标链接"),
@@ -59,6 +61,7 @@ _TABLE: tuple[Reason, ...] = (
     Reason("police.link_missing", W, "公安机关备案号未链接到全国互联网安全管理服务平台",
            "将备案号链接到 https://beian.mps.gov.cn/ 的查询页面"),
     Reason("police.not_in_registry", W, "登记信息中没有该网站的公安机关备案号，无法核对"),
+    Reason("police.unconfirmed", U, "首页静态内容中未找到公安机关备案号，页脚可能由脚本生成，需读取脚本或浏览器渲染后确认", transient=True),
     # --- 政府网站标识码 ----------------------------------------------------------------------------
     Reason("site_code.ok", P, "政府网站标识码显示正确"),
     Reason("site_code.not_required", P, "非政府网站，不要求政府网站标识码"),
@@ -67,6 +70,8 @@ _TABLE: tuple[Reason, ...] = (
     Reason("site_code.mismatch", F, "网站显示的政府网站标识码与登记的不一致", "核对并更正政府网站标识码"),
     Reason("site_code.region_mismatch", W, "政府网站标识码的地区代码与单位所在地区不一致"),
     Reason("site_code.conflict", W, "网页中出现多个互相矛盾的政府网站标识码"),
+    Reason("site_code.not_in_registry", W, "登记信息中没有该政府网站的标识码，无法核对", "补充登记政府网站标识码"),
+    Reason("site_code.unconfirmed", U, "首页静态内容中未找到政府网站标识码，可能由脚本生成，需读取脚本或浏览器渲染后确认", transient=True),
     # --- domains (registry-level rules) ----------------------------------------------------------
     Reason("domain.ok", P, "域名有效，类型与单位类别一致"),
     Reason("domain.invalid", F, "域名不是有效的域名（编码失败）", "核对域名拼写"),
@@ -104,7 +109,7 @@ _TABLE: tuple[Reason, ...] = (
     Reason("http.server_error", U, "网站服务器出错（5xx），暂无法判定", transient=True),
     Reason("http.client_error", U, "网站首页返回错误状态（4xx），暂无法判定"),
     Reason("http.redirect_loop", U, "网站跳转形成循环或跳转次数过多，无法打开首页"),
-    Reason("http.too_large", U, "网站首页过大，超过巡检上限，仅检查了前面部分"),
+    Reason("http.too_large", U, "网站首页过大（超过巡检读取上限）或压缩后异常膨胀，暂无法判定"),
     Reason("http.address_refused", U, "网站地址指向内部或保留地址，按安全策略未访问"),
     Reason("http.error", U, "网站访问出错，暂无法判定", transient=True),
     Reason("http.cert_expired", W, "网站 HTTPS 证书已过期", "更新网站证书"),

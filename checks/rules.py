@@ -21,6 +21,13 @@ class Rules:
     # CONAC hosts: badge scripts/images and verification pages.
     conac_script_hosts: tuple[str, ...] = ("dcs.conac.cn",)
     conac_verify_hosts: tuple[str, ...] = ("bszs.conac.cn",)
+    # How many sub-resources of each kind the badge check may ask for per page (the crawler also caps
+    # the total with Config.max_subresources).
+    badge_max_scripts: int = 6
+    badge_max_frames: int = 3
+    badge_max_images: int = 2
+    # Checks the suite skips (names of checks.suite.CHECKS), e.g. ("site_code",).
+    disabled_checks: tuple[str, ...] = ()
 
 
 DEFAULT_RULES = Rules()
