@@ -39,6 +39,7 @@ from checks.expected import Expected, UnitKind
 from checks.numbers import BADGE_CODE_PATTERN
 from checks.page import Document, Need, NeedKind, Page, parse_html
 from checks.rules import DEFAULT_RULES, Rules
+from checks.text import scripts_and_metas
 from checks.verdict import Evidence, Status, Verdict
 
 RED = UnitKind.PARTY_GOV.value  # 党政机关: red badge
@@ -185,15 +186,18 @@ def _contains_any(value: str | None, needles: list[str]) -> bool:
     return any(n in value for n in needles)
 
 
-def _candidates(root: etree._Element, text: str, rules: Rules) -> list[etree._Element]:
+def _candidates(
+    root: etree._Element, text: str, rules: Rules, scripts: list[etree._Element] | None = None
+) -> list[etree._Element]:
     """The elements the badge scan looks at: scripts, frames, verification links, badge images.
 
     Single-tag ``iter`` walks (lxml's fast path; measured faster than the equivalent XPath with the
     C-level element lookup of :func:`checks.page.parse_html`); a walk whose marker does not occur in the
-    source outside scripts is skipped. Hosts are matched as written, lower or upper case.
+    source outside scripts is skipped. ``scripts`` is the document's ``<script>`` list when the caller
+    already has it (one walk shared with the number checks). Hosts match in any letter case.
     """
-    # Single-tag iteration has a fast path in lxml; frames are looked for only when the source has any.
-    scripts = list(root.iter("script"))
+    if scripts is None:
+        scripts = list(root.iter("script"))
     found: list[etree._Element] = list(scripts)
     script_text = [(el.text or "") + "\n" + (el.get("src") or "") for el in scripts]
     for tag in ("iframe", "frame"):
@@ -202,13 +206,18 @@ def _candidates(root: etree._Element, text: str, rules: Rules) -> list[etree._El
     scripts_and_frames = len(found)
     # Plain substring counts (C, fast) decide which walks are worth doing at all: a host that occurs in
     # the source only inside scripts (the embed code) cannot be in a link or an image.
-    verify = [v for v in _variants(rules.conac_verify_hosts) if _outside_scripts(text, v, script_text)]
-    conac = [v for v in _variants(rules.conac_script_hosts) if _outside_scripts(text, v, script_text)]
+    verify = _present(text, rules.conac_verify_hosts, script_text)
+    conac = _present(text, rules.conac_script_hosts, script_text)
     if verify:
-        found.extend(el for el in root.iter("a") if _contains_any(el.get("href"), verify))
+        match = _host_pattern(rules.conac_verify_hosts).search
+        found.extend(el for el in root.iter("a") if (h := el.get("href")) and match(h))
+        if "<area" in text or "<AREA" in text:
+            # An image map: the badge is one hot spot of a footer picture (``<area href=bszs…>``).
+            found.extend(el for el in root.iter("area") if (h := el.get("href")) and match(h))
     if conac or _outside_scripts(text, "imgConac", script_text):
+        match = _host_pattern(rules.conac_script_hosts).search
         found.extend(
-            el for el in root.iter("img") if el.get("id") == "imgConac" or _contains_any(el.get("src"), conac)
+            el for el in root.iter("img") if el.get("id") == "imgConac" or ((h := el.get("src")) and match(h))
         )
     if len(found) == scripts_and_frames and _outside_scripts(text, "_ideConac", script_text):
         # A hand-copied local image inside the span, without a verification link.
@@ -218,6 +227,37 @@ def _candidates(root: etree._Element, text: str, rules: Rules) -> list[etree._El
     # An element reached twice (an image both named imgConac and inside the span) is read once; a
     # page with hundreds of badge links is junk, and reading the first few is enough to decide.
     return list(dict.fromkeys(found))[:_MAX_CANDIDATES]
+
+
+@lru_cache(maxsize=8)
+def _host_pattern(hosts: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(h) for h in hosts) or "(?!)", re.I)
+
+
+def _present(text: str, hosts: tuple[str, ...], script_text: list[str]) -> bool:
+    """Whether one of ``hosts`` occurs in the source outside scripts, in any letter case."""
+    if any(_outside_scripts(text, v, script_text) for v in _variants(hosts)):
+        return True
+    # Mixed case (``Bszs.Conac.cn``) is rare, and a case-blind regex over a whole page costs more than
+    # every check together; a pattern that starts at the host's first dot is found by a fast literal
+    # search, and the few hits are confirmed by the label before the dot.
+    total = sum(_mixed_count(text, h) for h in hosts)
+    return bool(total) and total > sum(_mixed_count(t, h) for t in script_text for h in hosts)
+
+
+@lru_cache(maxsize=16)
+def _tail_pattern(host: str) -> tuple[str, re.Pattern[str]]:
+    head, dot, tail = host.lower().partition(".")
+    if not dot:
+        return "", re.compile(re.escape(host), re.I)
+    classes = "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in tail)
+    return head, re.compile(r"\." + classes)
+
+
+def _mixed_count(text: str, host: str) -> int:
+    head, pattern = _tail_pattern(host)
+    n = len(head)
+    return sum(1 for m in pattern.finditer(text) if text[m.start() - n : m.start()].lower() == head)
 
 
 # --- evidence -----------------------------------------------------------------------------------
@@ -308,7 +348,7 @@ def _scan_doc(
     """
     rules = ctx.rules
     scan = ctx.scan
-    base = doc.url
+    base = doc.base_url
     found_embed_here = False
     pending_marks: list[Mark] = []
 
@@ -326,7 +366,12 @@ def _scan_doc(
         return _with_source(_locate(doc, el, needle), source)
 
     seen_links: set[int] = set()
-    for el in _candidates(root, doc.text if text is None else text, rules):
+    # The home page's script list is shared with the number checks (one walk); documents that only the
+    # badge reads (script output, frames) would just crowd that small cache.
+    shared = None
+    if source == "home" and doc is ctx.page.home and root is doc.tree:
+        shared = [el for el in scripts_and_metas(doc) if el.tag == "script"]
+    for el in _candidates(root, doc.text if text is None else text, rules, shared):
         tag = el.tag
         if tag == "script":
             if _not_live(el):
@@ -385,7 +430,7 @@ def _scan_doc(
                 script_url,
                 has_marker,
             )
-        elif tag == "a":
+        elif tag == "a" or tag == "area":
             if _not_live(el) or id(el) in seen_links:
                 continue
             seen_links.add(id(el))
@@ -474,8 +519,13 @@ def _mark_from_link(
     if url is None:
         return None
     m = _VERIFY_ID.search(url)
-    img = next((i for i in a.iter("img") if i.get("src") or i.get("data-src")), None)
-    text = _SPACES.sub(" ", a.text_content() or "").strip()
+    if a.tag == "area":
+        # A hot spot has no content: what it shows is the map's picture, what it says is its alt.
+        img = _map_image(a)
+        text = _SPACES.sub(" ", a.get("alt") or a.get("title") or "").strip()
+    else:
+        img = next((i for i in a.iter("img") if i.get("src") or i.get("data-src")), None)
+        text = _SPACES.sub(" ", a.text_content() or "").strip()
     img_url = _absolute(base, (img.get("src") or img.get("data-src") or "")) if img is not None else None
     if img_url is None and not text:
         return None  # an empty link shows nothing
@@ -493,6 +543,19 @@ def _mark_from_link(
         conac,
         False,
     )
+
+
+def _map_image(area: etree._Element) -> etree._Element | None:
+    """The ``<img usemap="#name">`` that the ``<map>`` holding ``area`` belongs to, if any."""
+    owner = next((m for m in area.iterancestors() if m.tag == "map"), None)
+    if owner is None:
+        return None
+    names = {n.strip() for n in (owner.get("name"), owner.get("id")) if n and n.strip()}
+    for img in area.getroottree().iter("img"):
+        usemap = (img.get("usemap") or "").strip().lstrip("#")
+        if usemap and usemap in names:
+            return img
+    return None
 
 
 def _evaluate_script(

@@ -9,12 +9,14 @@ Sub-resources are optional: a check that needs one it does not have says so thro
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from urllib.parse import urljoin
 
 import lxml.html
 from lxml import etree
@@ -88,18 +90,36 @@ def decode_body(body: bytes, content_type: str = "") -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     # A declared (or UTF-8) page with a few broken bytes is still that encoding: a handful of U+FFFD
-    # is better than reading the whole page in a wrong one.
+    # is better than reading the whole page in a wrong one. But CMS templates often declare UTF-8 over
+    # a GBK footer (an ASCII page with a short Chinese footer has few bad bytes in absolute terms): the
+    # declaration is trusted only when the characters it decodes cleanly far outnumber the broken ones.
     tolerated = max(8, len(body) // 2000)
     for cs in dict.fromkeys([*candidates, "utf-8"]):
         text = body.decode(cs, "replace")
-        if text.count("\ufffd") <= tolerated:
+        bad = text.count("\ufffd")
+        if bad <= tolerated and _mostly_clean(text, bad):
             return text, cs
+    try:
+        # Chinese pages that are not valid in what they declare are almost always GBK/GB18030.
+        return body.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        pass
     # Detection only when declarations failed: bs4's UnicodeDammit (charset-normalizer underneath).
     from bs4 import UnicodeDammit
 
     guess = UnicodeDammit(body[:65536], ["gb18030", "big5"], is_html=True).original_encoding
     enc = normalise_charset(guess) or (candidates[0] if candidates else "gb18030")
     return body.decode(enc, "replace"), enc
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f\ufffd]")
+
+
+def _mostly_clean(text: str, bad: int) -> bool:
+    """Whether ``bad`` replacement characters are stray damage rather than a wrong encoding."""
+    if bad == 0:
+        return True
+    return len(_NON_ASCII.findall(text)) >= 4 * bad
 
 
 _LOCAL = threading.local()  # lxml parsers must not be shared between threads
@@ -156,6 +176,7 @@ class Document:
     text: str
     encoding: str = "utf-8"
     _tree: etree._Element | None = field(default=None, repr=False)
+    _base: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_bytes(cls, url: str, body: bytes, content_type: str = "") -> Document:
@@ -168,6 +189,24 @@ class Document:
         if self._tree is None:
             self._tree = parse_html(self.text)
         return self._tree
+
+    @property
+    def base_url(self) -> str:
+        """What relative URLs resolve against: the first ``<base href>`` (resolved), else ``url``."""
+        if self._base is None:
+            self._base = self.url
+            # A <base> belongs in <head>: a few C-level scans of the head spare the tree walk on the
+            # many pages without one.
+            text = self.text
+            end = next((i for tag in ("<body", "<BODY", "<Body") if (i := text.find(tag)) >= 0), len(text))
+            if any(text.find(tag, 0, end) >= 0 for tag in ("<base", "<BASE", "<Base")):
+                for el in self.tree.iter("base"):
+                    href = (el.get("href") or "").strip()
+                    if href and not href.lower().startswith(("javascript:", "data:")):
+                        with contextlib.suppress(ValueError):  # a malformed base changes nothing
+                            self._base = urljoin(self.url, href)
+                        break
+        return self._base
 
 
 @dataclass

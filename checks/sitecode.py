@@ -12,6 +12,7 @@ Verdict ``data``: ``value`` (the code judged, or None), ``source`` (``meta`` / `
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,25 @@ def _machine_sources(doc: Document, name: str) -> list[_Seen]:
     return sorted(out, key=lambda s: s.source != "meta")
 
 
-def _collect(page: Page) -> tuple[list[_Seen], Search]:
+_Collected = tuple[list[_Seen], Search]
+# The check and its needs function read the same page one after the other: collect once per page and
+# capture state (a few entries; finished pages are not kept alive).
+_COLLECTED: OrderedDict[int, tuple[Page, tuple[object, ...], _Collected]] = OrderedDict()
+
+
+def _collect(page: Page) -> _Collected:
+    state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated)
+    hit = _COLLECTED.get(id(page))
+    if hit is not None and hit[0] is page and hit[1] == state:
+        return hit[2]
+    result = _collect_now(page)
+    _COLLECTED[id(page)] = (page, state, result)
+    while len(_COLLECTED) > 4:
+        _COLLECTED.popitem(last=False)
+    return result
+
+
+def _collect_now(page: Page) -> _Collected:
     docs: list[tuple[str, Document]] = [("home", page.home)]
     if page.rendered is not None:
         docs.append(("rendered", page.rendered))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import html
-import itertools
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -172,8 +171,12 @@ class VisibleText:
     def anchors_near(self, start: int, end: int, window: int) -> list[Anchor]:
         """Links within ``window`` characters of ``[start, end)``, nearest first."""
         near = [a for a in self.anchors if a.start < end + window and a.end > start - window]
-        return sorted(near, key=lambda a: 0 if (a.start < end and a.end > start) else min(
-            abs(a.start - end), abs(start - a.end)))
+        return sorted(
+            near,
+            key=lambda a: (
+                0 if (a.start < end and a.end > start) else min(abs(a.start - end), abs(start - a.end))
+            ),
+        )
 
 
 @dataclass(slots=True)
@@ -246,8 +249,17 @@ def _line_starts(text: str) -> list[int]:
 
 
 def _compute_line_starts(text: str) -> list[int]:
-    # C-level throughout. splitlines also breaks at \r (libxml2 reads CR and CRLF as one newline).
-    return [0, *itertools.accumulate(map(len, text.splitlines(True)))]
+    # libxml2 (fed a str) counts only "\n" in ``sourceline``: a lone CR, U+2028, form feed or U+0085
+    # starts no line for it, so they must not here either (str.splitlines breaks at all of them and
+    # shifted every later line). A one-character literal pattern is a C-level memchr-style scan.
+    starts = [0]
+    starts.extend(m.end() for m in _NEWLINE.finditer(text))
+    if starts[-1] != len(text):
+        starts.append(len(text))
+    return starts
+
+
+_NEWLINE = re.compile("\n")
 
 
 def _is_hidden(el: etree._Element) -> bool:
@@ -868,7 +880,8 @@ def scripts_and_metas(doc: Document) -> list[etree._Element]:
 
 def _read_scripts(doc: Document) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", doc.url)
+    base = doc.base_url
+    m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", base)
     origin = m.group(0) if m else ""
     for el in scripts_and_metas(doc):
         if el.tag != "script":
@@ -877,7 +890,7 @@ def _read_scripts(doc: Document) -> list[tuple[str, str]]:
             continue
         src = (el.get("src") or "").strip()
         if src:
-            out.append((_resolve(doc.url, origin, html.unescape(src) if "&" in src else src), ""))
+            out.append((_resolve(base, origin, html.unescape(src) if "&" in src else src), ""))
         else:
             out.append(("", el.text or ""))
     return out

@@ -72,7 +72,8 @@ class Case:
 
 
 def _c(expected: Expected, status: str, reason: str, **kw: Any) -> Case:
-    data = {k: kw.pop(k) for k in ("kind", "code", "verify_id", "shape", "source", "kind_from") if k in kw}
+    keys = ("kind", "code", "verify_id", "shape", "source", "kind_from")
+    data: dict[str, Any] = {k: kw.pop(k) for k in keys if k in kw}
     return Case(expected, status, reason, data, **kw)
 
 

@@ -54,20 +54,20 @@ def test_classify_dns(result: DnsResult, status: str, reason: str) -> None:
 
 def _no_nameservers(rcode: str) -> BaseException:
     query = dns.message.make_query(Q, "A")
-    return dns.resolver.NoNameservers(request=query, errors=[("127.0.0.1", False, 53, rcode, None)])
+    return dns.resolver.NoNameservers(request=query, errors=[("127.0.0.1", False, 53, rcode, None)])  # type: ignore[no-untyped-call]
 
 
 def _nxdomain() -> BaseException:
-    return dns.resolver.NXDOMAIN(qnames=[dns.name.from_text(Q)], responses={})
+    return dns.resolver.NXDOMAIN(qnames=[dns.name.from_text(Q)], responses={})  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(
     ("exc", "reason"),
     [
         (_nxdomain(), "dns.nxdomain"),
-        (dns.resolver.NoAnswer(), "dns.nodata"),
-        (dns.resolver.LifetimeTimeout(timeout=2.0, errors=[]), "dns.timeout"),
-        (dns.exception.Timeout(), "dns.timeout"),
+        (dns.resolver.NoAnswer(), "dns.nodata"),  # type: ignore[no-untyped-call]
+        (dns.resolver.LifetimeTimeout(timeout=2.0, errors=[]), "dns.timeout"),  # type: ignore[no-untyped-call]
+        (dns.exception.Timeout(), "dns.timeout"),  # type: ignore[no-untyped-call]
         (_no_nameservers("SERVFAIL"), "dns.servfail"),
         (_no_nameservers("REFUSED"), "dns.refused"),
         (RuntimeError("boom"), "dns.error"),

@@ -61,8 +61,8 @@ def resolve(resolver: dns.resolver.Resolver, qname: str) -> DnsResult:
     try:
         answer = resolver.resolve(qname, "A", raise_on_no_answer=False)
     except (dns.exception.DNSException, OSError) as exc:
-        return result_from_exception(qname, exc, resolver.nameservers[0])
-    return result_from_message(qname, answer.response, resolver.nameservers[0])
+        return result_from_exception(qname, exc, str(resolver.nameservers[0]))
+    return result_from_message(qname, answer.response, str(resolver.nameservers[0]))
 
 
 def read_capped(resp: http.client.HTTPResponse, limit: int = 8_000_000, seconds: float = 5.0) -> bytes:
