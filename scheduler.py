@@ -47,7 +47,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from storage.config import Config
-from storage.types import UtcDateTime
+from storage.db import DatabaseError, current_revision, head_revision, upgrade
+from storage.models import ScheduleRun, ScheduleStage
 
 log = logging.getLogger("badgewatch.scheduler")
 child_log = logging.getLogger("badgewatch.scheduler.scan")  # what a scan child writes to stderr
@@ -77,42 +78,10 @@ class Interrupted(RuntimeError):
     """The daemon was asked to stop while a stage was running; the stage kept a checkpoint."""
 
 
-# --- tables of the chain (APScheduler-independent; created on demand) ---------------------------
+# --- tables of the chain: storage models (migration 0003), used here through SQLAlchemy Core ------
 
-META = sa.MetaData()
-
-RUNS = sa.Table(
-    "schedule_run",
-    META,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("job_name", sa.String(100), nullable=False),
-    sa.Column("scheduled_for", UtcDateTime(), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # running | finished | failed | interrupted
-    sa.Column("stage", sa.String(16), nullable=False, default=""),  # the stage running or where it stopped
-    sa.Column("scan_id", sa.Integer, nullable=True),
-    sa.Column("holder", sa.String(200), nullable=False, default=""),
-    sa.Column("spec", sa.JSON, nullable=False),
-    sa.Column("started_at", UtcDateTime(), nullable=False),
-    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
-    sa.Column("finished_at", UtcDateTime(), nullable=True),
-    sa.Column("error", sa.Text, nullable=False, default=""),
-    sa.UniqueConstraint("job_name", "scheduled_for", name="uq_schedule_run_job_name_scheduled_for"),
-)
-
-STAGE_ROWS = sa.Table(
-    "schedule_stage",
-    META,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("schedule_run.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("stage", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # running | ok | failed | interrupted
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("started_at", UtcDateTime(), nullable=False),
-    sa.Column("finished_at", UtcDateTime(), nullable=True),
-    sa.Column("detail", sa.JSON, nullable=False),
-    sa.Column("error", sa.Text, nullable=False, default=""),
-    sa.UniqueConstraint("run_id", "stage", name="uq_schedule_stage_run_id_stage"),
-)
+RUNS: sa.Table = ScheduleRun.__table__  # type: ignore[assignment]
+STAGE_ROWS: sa.Table = ScheduleStage.__table__  # type: ignore[assignment]
 
 
 def now_utc() -> dt.datetime:
@@ -127,17 +96,19 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the chain's tables and APScheduler's job table if missing (two daemons starting at once on
-    a fresh database race to create them: the loser retries and finds them there)."""
+    """Bring the schema to the current migration (the chain's tables are storage's, created by Alembic
+    like every other) and create APScheduler's job table if missing. Two daemons starting at once on a
+    fresh database race to create them: the loser retries and finds them there."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
     jobs = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE).jobs_t
     for attempt in range(3):
         try:
-            META.create_all(engine, checkfirst=True)
+            if current_revision(engine) != head_revision():
+                upgrade(engine)
             jobs.create(engine, checkfirst=True)
             return
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError, DatabaseError):
             if attempt == 2:
                 raise
             time.sleep(0.5)
@@ -870,16 +841,18 @@ class Chain:
         from sqlalchemy.orm import Session
 
         from reports.delivery.outbox import RetryPolicy, dispatch, enqueue
-        from reports.notify import default_senders, plan_scan
-        from reports.source import noncompliance_from_db
+        from reports.notify import default_senders, plan_for_scan
+        from reports.source import get_scan
         from storage.evidence import EvidenceStore
         from storage.models import Notification, NotificationStatus
 
         scan_id = self._finished_scan()
         store = EvidenceStore(self.cfg.evidence_dir)
         with Session(self.engine, expire_on_commit=False) as session:
-            report = noncompliance_from_db(session, scan_id, self.spec.office)
-            p = plan_scan(session, report, self.cfg)
+            # The lists go to the offices the scan covered (its scope is the schedule's office).
+            scan = get_scan(session, scan_id)
+            assert scan is not None
+            p = plan_for_scan(session, self.cfg, scan)
             recorded = 0
             for msg in p.messages:
                 _, created = enqueue(session, msg, store)
@@ -906,10 +879,13 @@ class Chain:
                 rows,
                 default_senders(self.cfg),
                 store,
-                RetryPolicy(attempts_per_run=1, max_attempts=max(10, self.spec.retries + 1)),
+                # backoff_s=0: the stage's retry wait is the backoff, so no message waits past it.
+                RetryPolicy(attempts_per_run=1, backoff_s=0.0, max_attempts=max(10, self.spec.retries + 1)),
             )
             sent = len(result.sent)
-            problems = [f"{n.recipient}：{n.last_error}" for n in result.retry + result.failed]
+            problems = [
+                f"{n.recipient}：{n.last_error}" for n in result.retry + result.failed + result.waiting
+            ]
         for s in p.skipped:
             log.warning("scan #%s: %s", scan_id, s)
         if problems:

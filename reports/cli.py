@@ -214,6 +214,7 @@ def annual_import_cmd(ctx: click.Context, file: str, year: int | None) -> None:
 
 @click.command("notify")
 @click.option("--scan", "scan_id", type=int, default=None, help="巡检编号（默认最近一次完成的巡检）")
+@click.option("--office", default=None, help="只发送该编办及其下级编办的清单和退回通知（不发送域名中心汇总）")
 @click.option("--dry-run", is_flag=True, help="只显示将发送的消息，不记录、不发送")
 @click.option("--base-url", envvar="BADGEWATCH_CONSOLE_URL", default="", help="审核台地址，用于证据链接")
 @click.option(
@@ -221,28 +222,45 @@ def annual_import_cmd(ctx: click.Context, file: str, year: int | None) -> None:
 )
 @click.pass_context
 def notify_cmd(
-    ctx: click.Context, scan_id: int | None, dry_run: bool, base_url: str, retry_wait: float
+    ctx: click.Context,
+    scan_id: int | None,
+    office: str | None,
+    dry_run: bool,
+    base_url: str,
+    retry_wait: float,
 ) -> None:
     """发送通知：各编办的不合规清单（邮件），年度报告退回原因（邮件和短信）。"""
     cfg = _config(ctx)
     with _session(ctx) as session:
         if dry_run:
-            click.echo(describe_plan(session, plan(session, cfg, scan_id, base_url)))
+            click.echo(describe_plan(session, plan(session, cfg, scan_id, base_url, office)))
             return
         result = run(
-            session, cfg, scan_id=scan_id, base_url=base_url, policy=RetryPolicy(backoff_s=retry_wait)
+            session,
+            cfg,
+            scan_id=scan_id,
+            base_url=base_url,
+            policy=RetryPolicy(backoff_s=retry_wait),
+            office=office,
         )
     d = result.dispatch
     for s in result.plan.skipped:
         click.echo(f"无法发送：{s}", err=True)
     click.echo(
         f"新记录{result.recorded}条（{result.already}条此前已记录），本次发送成功{len(d.sent)}条，"
-        f"待重试{len(d.retry)}条，已放弃{len(d.failed)}条。"
+        f"待重试{len(d.retry)}条，已放弃{len(d.failed)}条，未到重试时间{len(d.waiting)}条。"
     )
     for n in d.sent:
         click.echo(f"  已发送 {n.channel} → {n.recipient}：{n.subject}")
     for n in d.retry + d.failed:
         click.echo(f"  失败 {n.channel} → {n.recipient}（已尝试{n.attempts}次）：{n.last_error}", err=True)
+    for n in d.waiting:
+        when = n.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if n.next_attempt_at else ""
+        click.echo(
+            f"  等待 {n.channel} → {n.recipient}（已尝试{n.attempts}次，{when} UTC 之后重试）："
+            f"{n.last_error}",
+            err=True,
+        )
     if not d.ok:
         ctx.exit(1)
 

@@ -13,7 +13,10 @@ Keys (one message per (scan or report event, recipient, channel)):
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from html import escape
 
 import sqlalchemy as sa
@@ -35,10 +38,11 @@ from reports.delivery.sms import SmsSettings, send_sms
 from reports.documents import noncompliance_document
 from reports.noncompliance import NoncomplianceReport
 from reports.render import render_html, render_xlsx
-from reports.source import get_scan, noncompliance_from_db
+from reports.source import OfficeTree, ReportInputError, get_scan, noncompliance_from_db
 from storage.config import Config
 from storage.evidence import EvidenceStore
-from storage.models import AnnualReport, AnnualReportEvent, Notification, Office, ReportState, Unit
+from storage.models import AnnualReport, AnnualReportEvent, Notification, Office, ReportState, Scan, Unit
+from storage.types import utcnow
 
 _SPLIT = re.compile(r"[;,，；、\s]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -60,8 +64,30 @@ def _xlsx_name(label: str, scan_id: int) -> str:
     return f"不合规清单_{safe}_巡检{scan_id}.xlsx"
 
 
-def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config) -> Plan:
-    """Each office with units gets its own list (even a clean one); the center gets the whole list."""
+def scan_offices(scan: Scan) -> set[str] | None:
+    """The offices a scan covered (its scope, sub-offices included), or None for all offices."""
+    codes = (scan.scope or {}).get("office_codes") or ()
+    return {str(c) for c in codes} or None
+
+
+def scan_report(
+    session: Session, scan: Scan, office: str | None = None, base_url: str = ""
+) -> NoncomplianceReport:
+    """The lists of ``scan`` for the offices it covered (and, with ``office``, only that office and
+    its sub-offices): an office the scan did not visit gets no list, not a falsely clean one."""
+    report = noncompliance_from_db(session, scan.id, office, base_url=base_url)
+    covered = scan_offices(scan)
+    if covered is None:
+        return report
+    lists = [ol for ol in report.offices if ol.office_code in covered]
+    if office and report.offices and not lists:
+        raise ReportInputError(f"巡检 {scan.id} 没有覆盖编办 {office} 及其下级编办，无法发送其清单")
+    return NoncomplianceReport(report.scan_id, report.previous_scan_id, lists)
+
+
+def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, center: bool = True) -> Plan:
+    """Each office of ``report`` gets its own list (even a clean one); with ``center``, the domain
+    center gets the whole list."""
     plan = Plan()
     offices = {o.code: o for o in session.scalars(sa.select(Office))}
     sid = report.scan_id
@@ -101,7 +127,7 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config) -> Pla
                     scan_id=sid,
                 )
             )
-    centers = [e for e in addresses(cfg.center_email) if _EMAIL.match(e)]
+    centers = [e for e in addresses(cfg.center_email) if _EMAIL.match(e)] if center else []
     if centers:
         html, xlsx = "", None
         if not {f"scan:{sid}:center:email:{e.lower()}" for e in centers} <= known:
@@ -134,16 +160,20 @@ def _rejection_html(report: AnnualReport, reason: str) -> str:
     )
 
 
-def plan_rejections(session: Session, cfg: Config) -> Plan:
-    """The unit of every report whose latest transition is a rejection gets the reason by e-mail and SMS."""
+def plan_rejections(session: Session, cfg: Config, offices: Collection[str] | None = None) -> Plan:
+    """The unit of every report whose latest transition is a rejection gets the reason by e-mail and SMS
+    (with ``offices``, only units of those offices)."""
     plan = Plan()
     sms = SmsSettings.from_config(cfg)
-    rows = session.scalars(
+    stmt = (
         sa.select(AnnualReport)
         .join(Unit, Unit.id == AnnualReport.unit_id)
         .where(AnnualReport.state == ReportState.REJECTED.value)
         .order_by(AnnualReport.id)
     )
+    if offices is not None:
+        stmt = stmt.where(Unit.office_code.in_(sorted(offices)))
+    rows = session.scalars(stmt)
     for report in rows:
         events = [e for e in report.events if e.to_state == ReportState.REJECTED.value]
         if not events:
@@ -188,18 +218,40 @@ def plan_rejections(session: Session, cfg: Config) -> Plan:
     return plan
 
 
-def plan(session: Session, cfg: Config, scan_id: int | None = None, base_url: str = "") -> Plan:
-    """Everything ``notify`` would send now: the lists of one scan (latest finished) and rejections."""
+def plan_for_scan(
+    session: Session, cfg: Config, scan: Scan, office: str | None = None, base_url: str = ""
+) -> Plan:
+    """The lists of ``scan`` to the offices it covered (with ``office``: to that office and its
+    sub-offices only, and no center summary, which covers the whole scan)."""
+    report = scan_report(session, scan, office, base_url)
+    return plan_scan(session, report, cfg, center=office is None)
+
+
+def office_scope(session: Session, office: str | None) -> set[str] | None:
+    """``office`` and its sub-offices (an unknown code is refused by name); None for all offices."""
+    if not office:
+        return None
+    tree = OfficeTree.load(session)
+    tree.get(office)
+    return set(tree.subtree(office))
+
+
+def plan(
+    session: Session, cfg: Config, scan_id: int | None = None, base_url: str = "", office: str | None = None
+) -> Plan:
+    """Everything ``notify`` would send now: the lists of one scan (latest finished) to the offices it
+    covered, and rejections. With ``office``, only what concerns that office and its sub-offices (the
+    center's summary, which covers the whole scan, is then left for an unrestricted run)."""
     out = Plan()
+    scope = office_scope(session, office)
     scan = get_scan(session, scan_id)
     if scan is None and scan_id is None:
         out.skipped.append("还没有完成的巡检：本次只发送年度报告退回通知")
     elif scan is not None:
-        report = noncompliance_from_db(session, scan.id, None, base_url=base_url)
-        part = plan_scan(session, report, cfg)
+        part = plan_for_scan(session, cfg, scan, office, base_url)
         out.messages += part.messages
         out.skipped += part.skipped
-    part = plan_rejections(session, cfg)
+    part = plan_rejections(session, cfg, scope)
     out.messages += part.messages
     out.skipped += part.skipped
     return out
@@ -244,9 +296,13 @@ def run(
     base_url: str = "",
     senders: dict[str, Sender] | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
+    office: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = utcnow,
 ) -> RunResult:
-    """Record what is new (once per key), then send everything pending, including earlier failures."""
-    p = plan(session, cfg, scan_id, base_url)
+    """Record what is new (once per key), then send everything pending whose backoff is over,
+    including earlier failures (``sleep``/``now`` are the clock the backoff is measured with)."""
+    p = plan(session, cfg, scan_id, base_url, office)
     store = EvidenceStore(cfg.evidence_dir)
     recorded = already = 0
     for out in p.messages:
@@ -254,8 +310,20 @@ def run(
         recorded += created
         already += not created
     session.commit()
-    result = dispatch(session, pending_rows(session), senders or default_senders(cfg), store, policy)
+    rows = pending_rows(session)
+    scope = office_scope(session, office)
+    if scope is not None:
+        # Earlier failures are retried too, but only those addressed to the office's scope.
+        units = set(session.scalars(sa.select(Unit.id).where(Unit.office_code.in_(sorted(scope)))))
+        rows = [n for n in rows if n.office_code in scope or n.unit_id in units]
+    result = dispatch(session, rows, senders or default_senders(cfg), store, policy, sleep=sleep, now=now)
     return RunResult(p, recorded, already, result)
+
+
+def _not_before(n: Notification) -> str:
+    if n.next_attempt_at is None:
+        return ""
+    return f"，{n.next_attempt_at.strftime('%Y-%m-%d %H:%M:%S')} UTC 之后重试"
 
 
 def describe_plan(session: Session, p: Plan) -> str:
@@ -277,7 +345,7 @@ def describe_plan(session: Session, p: Plan) -> str:
             if n is None
             else {
                 "sent": "已发送，不再发送",
-                "pending": f"待重试（已尝试{n.attempts}次）",
+                "pending": f"待重试（已尝试{n.attempts}次{_not_before(n)}）",
                 "failed": "已放弃",
             }.get(n.status, n.status)
         )

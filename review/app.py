@@ -20,7 +20,6 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from review.audit import ensure_schema
 from review.console import STATIC_DIR, Console, Forbidden, LoginRequired, random_secret
 from review.security import Signer
 from storage.config import Config
@@ -136,7 +135,6 @@ def create_app(
     """The console for ``cfg`` (its database and evidence store). Without ``cfg.secret_key`` a random
     key is used: sessions then end when the server restarts, and API tokens need a configured key."""
     engine = engine or make_engine(cfg.database_url)
-    ensure_schema(engine)
     secret = cfg.secret_key
     if not secret:
         log.warning("secret_key is not configured: using a random key (sessions end on restart)")

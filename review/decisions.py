@@ -21,7 +21,7 @@ from reports.annual import STATE_LABELS, TransitionError, transition
 from reports.delivery.outbox import RetryPolicy, dispatch, enqueue
 from reports.notify import default_senders, plan_rejections
 from review.accounts import Principal
-from review.audit import ReviewDecision
+from review.audit import record_decision
 from storage.config import Config
 from storage.evidence import EvidenceStore
 from storage.models import AnnualReport, AnnualReportEvent, Notification, ReportState, Unit
@@ -115,19 +115,8 @@ def decide(
     if getattr(changed, "rowcount", 0) != 1:
         session.rollback()
         raise DecisionError(409, f"年度报告 {report_id} 已被其他审核员处理，请刷新页面")
+    record_decision(event, shown=shown, via=via, client=client)
     session.flush()
-    session.add(
-        ReviewDecision(
-            event_id=event.id,
-            report_id=report.id,
-            user_id=who.user_id,
-            user_name=who.name,
-            action=action,
-            via=via,
-            client=client[:100],
-            shown=shown,
-        )
-    )
     notices: list[int] = []
     if action == "reject" and cfg is not None:
         notices = _queue_rejection(session, cfg, report)

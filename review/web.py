@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from reports.annual import STATE_LABELS, UNDECIDED, derive, disagreements
 from review.accounts import ROLE_LABELS, AccountError, create_user, find_active_user, principal_of
-from review.audit import ReviewDecision
+from review.audit import decisions_of
 from review.charts import bar_chart, trend_chart
 from review.console import (
     LOGIN_COOKIE,
@@ -259,10 +259,7 @@ def _report_context(session: Session, console: Console, report: AnnualReport) ->
     captures, loose = group_by_capture(session, console.store, findings)
     issues = disagreements(report)
     shown = shown_record(captures, loose, report, issues)
-    decided = {
-        d.event_id: d
-        for d in session.scalars(sa.select(ReviewDecision).where(ReviewDecision.report_id == report.id))
-    }
+    decided = decisions_of(report)
     return {
         "report": report,
         "captures": captures,

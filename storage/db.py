@@ -22,6 +22,20 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+# Tables in our database that are not ours: APScheduler keeps its job store there (scheduler.py) and
+# creates and migrates that table itself, so Alembic's autogenerate and compare must not touch it.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's ``include_object`` hook: everything but the tables in :data:`FOREIGN_TABLES` (and
+    their indexes)."""
+    if type_ == "table":
+        return name not in FOREIGN_TABLES
+    table = getattr(obj, "table", None)
+    return getattr(table, "name", None) not in FOREIGN_TABLES
+
+
 class DatabaseError(RuntimeError):
     """The database cannot be used (says which URL and why)."""
 

@@ -4,6 +4,8 @@ Registry: :class:`Office` (编办), :class:`Unit` (机构), :class:`Domain`, :cl
 Scanning: :class:`Scan`, :class:`ScanLock`, :class:`Capture`, :class:`Finding`.
 Reporting: :class:`AnnualReport` with its audit trail :class:`AnnualReportEvent`,
 :class:`Notification`, :class:`User`.
+Scheduling: :class:`ScheduleRun` and :class:`ScheduleStage`, the nightly chain's claims and checkpoints
+(APScheduler's own ``apscheduler_jobs`` table is APScheduler's, outside these models and migrations).
 
 Timestamps are timezone-aware UTC (:class:`storage.types.UtcDateTime`). Kinds and states are stored as
 the strings of the enums below, so the database reads well and reports can print them as they are.
@@ -41,6 +43,8 @@ __all__ = [
     "Scan",
     "ScanLock",
     "ScanStatus",
+    "ScheduleRun",
+    "ScheduleStage",
     "Unit",
     "UnitKind",
     "User",
@@ -428,6 +432,8 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(sa.String(12), default=NotificationStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
+    # A failed message is not tried again before this moment (its backoff), across ``notify`` runs.
+    next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
@@ -446,3 +452,50 @@ class User(Base):
     email: Mapped[str] = mapped_column(sa.String(200), default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- the nightly chain (scheduler.py) ----------------------------------------------------------------
+
+
+class ScheduleRun(Base):
+    """One firing of a schedule: claimed once by inserting ``(job_name, scheduled_for)``, whose unique
+    key keeps a second daemon from running the same night; ``stage`` is where it runs or stopped."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (sa.UniqueConstraint("job_name", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_name: Mapped[str] = mapped_column(sa.String(100))
+    scheduled_for: Mapped[datetime]
+    status: Mapped[str] = mapped_column(sa.String(16))  # running | finished | failed | interrupted
+    stage: Mapped[str] = mapped_column(sa.String(16), default="")
+    scan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan.id", ondelete="SET NULL"))
+    holder: Mapped[str] = mapped_column(sa.String(200), default="")  # "host:pid" of the daemon running it
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+
+    stages: Mapped[list[ScheduleStage]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="ScheduleStage.id"
+    )
+
+
+class ScheduleStage(Base):
+    """The outcome of one stage (scan, confirm, recheck, reports, notify) of one run."""
+
+    __tablename__ = "schedule_stage"
+    __table_args__ = (sa.UniqueConstraint("run_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("schedule_run.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))  # running | ok | failed | interrupted
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any]] = mapped_column()
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+
+    run: Mapped[ScheduleRun] = relationship(back_populates="stages")

@@ -5,7 +5,9 @@ channel; enqueueing the same key again returns the stored row, so running ``noti
 nothing new. Sending claims a row by bumping ``attempts`` with a compare-and-set, so two ``notify``
 processes never send the same row at the same time. A failed attempt keeps the row ``pending`` with
 its error and is retried with exponential backoff, within the run and by later runs, until
-``max_attempts``; then it is ``failed`` (and reported).
+``max_attempts``; then it is ``failed`` (and reported). The backoff is stored in the row
+(``next_attempt_at``), so a ``notify`` run started before a failed message's wait is over leaves it
+alone (``waiting``) instead of hammering a server that just refused it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -54,6 +57,7 @@ class RetryPolicy:
     max_attempts: int = 10  # over all runs; then the message is marked failed
 
     def delay(self, failures: int) -> float:
+        """The wait after the ``failures``-th failed attempt of a message (counted over all runs)."""
         return float(min(self.backoff_s * (2 ** max(failures - 1, 0)), self.max_backoff_s))
 
 
@@ -68,10 +72,11 @@ class DispatchResult:
     sent: list[Notification] = field(default_factory=list)
     retry: list[Notification] = field(default_factory=list)  # still pending, will be retried
     failed: list[Notification] = field(default_factory=list)  # gave up after max_attempts
+    waiting: list[Notification] = field(default_factory=list)  # pending, its backoff not yet over
 
     @property
     def ok(self) -> bool:
-        return not self.retry and not self.failed
+        return not self.retry and not self.failed and not self.waiting
 
 
 def enqueue(session: Session, out: Outgoing, store: EvidenceStore | None) -> tuple[Notification, bool]:
@@ -113,15 +118,21 @@ def enqueue(session: Session, out: Outgoing, store: EvidenceStore | None) -> tup
     return row, True
 
 
-def _claim(session: Session, row: Notification) -> bool:
-    """Take the row for one attempt (compare-and-set on ``attempts``); committed at once."""
+def _claim(session: Session, row: Notification, due_by: datetime | None) -> bool:
+    """Take the row for one attempt (compare-and-set on ``attempts``); committed at once. With
+    ``due_by``, only if its backoff is over by then."""
+    conditions = [
+        Notification.id == row.id,
+        Notification.attempts == row.attempts,
+        Notification.status == NotificationStatus.PENDING.value,
+    ]
+    if due_by is not None:
+        conditions.append(
+            sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= due_by)
+        )
     result = session.execute(
         sa.update(Notification)
-        .where(
-            Notification.id == row.id,
-            Notification.attempts == row.attempts,
-            Notification.status == NotificationStatus.PENDING.value,
-        )
+        .where(*conditions)
         .values(attempts=Notification.attempts + 1)
         .execution_options(synchronize_session=False)
     )
@@ -137,16 +148,23 @@ def dispatch(
     store: EvidenceStore | None,
     policy: RetryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = utcnow,
 ) -> DispatchResult:
-    """Try to send every pending row; commits after every attempt so nothing is lost on a crash."""
+    """Try to send every pending row whose backoff is over; commits after every attempt so nothing is
+    lost on a crash. A failure sets the row's ``next_attempt_at``; rows not yet due are ``waiting``."""
     result = DispatchResult()
     for row in rows:
         if row.status != NotificationStatus.PENDING.value:
             continue
+        if row.next_attempt_at is not None and row.next_attempt_at > now():
+            result.waiting.append(row)
+            continue
         sender = senders.get(row.channel)
         failures_this_run = 0
         while True:
-            if not _claim(session, row):
+            # The first attempt checks the stored backoff (another process may have failed since we
+            # read the row); later ones in this run come after our own wait.
+            if not _claim(session, row, now() if failures_this_run == 0 else None):
                 log.info("notification %s is being sent by another process", row.id)
                 break
             try:
@@ -172,18 +190,23 @@ def dispatch(
                 )
                 if row.attempts >= policy.max_attempts:
                     row.status = NotificationStatus.FAILED.value
+                    row.next_attempt_at = None
                     session.commit()
                     result.failed.append(row)
                     break
+                # The backoff grows with the failures over all runs, and is kept for the next run.
+                wait = policy.delay(row.attempts)
+                row.next_attempt_at = now() + timedelta(seconds=wait)
                 session.commit()
                 if failures_this_run >= policy.attempts_per_run:
                     result.retry.append(row)
                     break
-                sleep(policy.delay(failures_this_run))
+                sleep(wait)
                 continue
             row.status = NotificationStatus.SENT.value
             row.sent_at = utcnow()
             row.last_error = ""
+            row.next_attempt_at = None
             session.commit()
             result.sent.append(row)
             break

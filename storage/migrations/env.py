@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from storage.db import include_object
 from storage.models import Base
 
 config = context.config
@@ -18,6 +19,8 @@ def _run(connection: object) -> None:
         # SQLite cannot ALTER most things: batch mode rebuilds tables for it.
         render_as_batch=True,
         compare_type=True,
+        # APScheduler's job table lives in the same database but is not ours to create or drop.
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

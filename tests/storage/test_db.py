@@ -12,7 +12,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import selectinload
 
 from checks.expected import UnitKind
-from storage.db import current_revision, head_revision, make_engine, normalise_url, session_scope, upgrade
+from storage.db import (
+    current_revision,
+    head_revision,
+    include_object,
+    make_engine,
+    normalise_url,
+    session_scope,
+    upgrade,
+)
 from storage.expected import expected_for
 from storage.models import (
     AnnualReport,
@@ -25,11 +33,13 @@ from storage.models import (
     Office,
     Scan,
     ScanLock,
+    ScheduleRun,
     Unit,
     User,
     Website,
     subject_of,
 )
+from storage.types import UtcDateTime
 
 
 def test_upgrade_is_idempotent(db_url: str) -> None:
@@ -293,3 +303,119 @@ def test_office_name_on_a_date() -> None:
     gone = Office(code="130603", name="北市区编办", valid_until=date(2015, 4, 27), successor_code="130606")
     assert gone.valid_on(date(2015, 3, 31)) and not gone.valid_on(date(2016, 1, 1))
     assert datetime.now(UTC).tzinfo is UTC
+
+
+def _compare(engine: Engine, **opts: object) -> list[object]:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, **opts})
+        return list(compare_metadata(ctx, Base.metadata))
+
+
+def test_migrations_ignore_the_apscheduler_job_table(db_url: str) -> None:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs").jobs_t.create(engine)
+        # Without the hook Alembic would propose dropping APScheduler's table; with it, nothing differs.
+        assert any(d[0] == "remove_table" and d[1].name == "apscheduler_jobs" for d in _compare(engine))  # type: ignore[index]
+        assert _compare(engine, include_object=include_object) == []
+        assert upgrade(engine) == head_revision()
+        assert "apscheduler_jobs" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_adopts_the_scheduler_tables_it_created_on_demand(db_url: str) -> None:
+    """Databases from before 0003: the scheduler made its two tables itself (no key to ``scan``)."""
+    engine = make_engine(db_url)
+    old = sa.MetaData()
+    runs = sa.Table(
+        "schedule_run",
+        old,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("job_name", sa.String(100), nullable=False),
+        sa.Column("scheduled_for", UtcDateTime(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("stage", sa.String(16), nullable=False),
+        sa.Column("scan_id", sa.Integer, nullable=True),
+        sa.Column("holder", sa.String(200), nullable=False),
+        sa.Column("spec", sa.JSON, nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+        sa.Column("finished_at", UtcDateTime(), nullable=True),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.UniqueConstraint("job_name", "scheduled_for", name="uq_schedule_run_job_name_scheduled_for"),
+    )
+    stages = sa.Table(
+        "schedule_stage",
+        old,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("schedule_run.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("stage", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.Column("finished_at", UtcDateTime(), nullable=True),
+        sa.Column("detail", sa.JSON, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.UniqueConstraint("run_id", "stage", name="uq_schedule_stage_run_id_stage"),
+    )
+    when = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
+    try:
+        upgrade(engine, "0002")
+        old.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(runs),
+                [
+                    {
+                        "id": 1,
+                        "job_name": "nightly",
+                        "scheduled_for": when,
+                        "status": "finished",
+                        "stage": "notify",
+                        "scan_id": 999,
+                        "holder": "h:1",
+                        "spec": {"name": "nightly"},
+                        "started_at": when,
+                        "heartbeat_at": when,
+                        "finished_at": when,
+                        "error": "",
+                    },
+                ],
+            )
+            conn.execute(
+                sa.insert(stages),
+                [
+                    {
+                        "run_id": 1,
+                        "stage": "scan",
+                        "status": "ok",
+                        "attempts": 2,
+                        "started_at": when,
+                        "finished_at": when,
+                        "detail": {"scan_id": 999},
+                        "error": "",
+                    }
+                ],
+            )
+        assert upgrade(engine) == head_revision()
+        with session_scope(engine) as s:
+            run = s.scalars(sa.select(ScheduleRun)).one()
+            # The scan it named does not exist: the reference goes, the run and its stages stay.
+            assert (run.job_name, run.scheduled_for, run.scan_id, run.spec) == (
+                "nightly",
+                when,
+                None,
+                {"name": "nightly"},
+            )
+            assert [(st.stage, st.attempts, st.detail) for st in run.stages] == [
+                ("scan", 2, {"scan_id": 999})
+            ]
+        assert _compare(engine, include_object=include_object) == []
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(sa.update(ScheduleRun).values(scan_id=12345))
+    finally:
+        engine.dispose()
