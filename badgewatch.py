@@ -56,63 +56,91 @@ def _register() -> None:
 
 @cli.command("demo")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False), default="demo-output",
-              show_default=True, help="演示数据库与输出文件所在目录")
-@click.pass_context
-def demo(ctx: click.Context, output_dir: str) -> None:
-    """演示：建库、导入内置样例登记表并显示其内容（later steps: scan, reports, notify）."""
-    from rich.console import Console
-    from rich.table import Table
+              show_default=True, help="演示数据库、证据与报表所在目录（每次运行前清空）")
+@click.option("--sample", type=click.Choice(["baoding", "catalogue"]), default="baoding", show_default=True,
+              help="模拟互联网样例：保定市（附件1）或场景目录")
+@click.option("--office", default=None,
+              help="只巡检该编办（默认：保定样例巡检容城县 130629，场景目录巡检全部）")
+@click.option("--full", is_flag=True, help="巡检样例中的全部网站")
+def demo(output_dir: str, sample: str, office: str | None, full: bool) -> None:
+    """演示整个流程：启动模拟互联网，建库、导入登记表、巡检、生成报表、发送清单。
 
-    from checks.reasons import describe
-    from storage.db import make_engine, upgrade
-    from storage.registry import ImportRefused, RegistryFileError, import_registry
-    from storage.summary import domain_remarks, office_summaries
+    Every step runs the real command in a child process, as an operator would, against the simulated
+    internet (loopback only) and a local SMTP server that keeps what it receives under the output folder.
+    """
+    import datetime as dt
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from rich.console import Console
+
+    from simnet.mailsink import MailSink
+    from simnet.runtime import SimNet
 
     console = Console()
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg: Config = ctx.obj
-    # The demo keeps its own database unless one is configured explicitly.
-    url = cfg.database_url
-    if "BADGEWATCH_DATABASE_URL" not in os.environ:
-        url = f"sqlite:///{out / 'badgewatch.db'}"
-    engine = make_engine(url)
-    try:
-        console.rule("[bold]1. 建库 badgewatch init")
-        console.print(f"数据库：{engine.url.render_as_string(hide_password=True)}，版本 {upgrade(engine)}")
-        console.rule("[bold]2. 导入样例登记表 badgewatch registry import")
+    out = Path(output_dir).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if office is None and sample == "baoding" and not full:
+        office = "130629"
+    scope = [] if full or office is None else ["--office", office]
+
+    def step(title: str, *args: str, capture: bool = False, ok: tuple[int, ...] = (0,)) -> str:
+        console.rule(f"[bold]{title}")
+        console.print("[dim]$ badgewatch " + " ".join(args))
+        proc = subprocess.run([sys.executable, "-m", "badgewatch", *args], env=env, text=True,
+                              stdout=subprocess.PIPE if capture else None)
+        if proc.returncode not in ok:
+            command = " ".join(args)
+            raise click.ClickException(f"演示步骤失败：badgewatch {command}（退出码 {proc.returncode}）")
+        return proc.stdout or ""
+
+    console.rule("[bold]0. 启动模拟互联网 simnet（仅 127.0.0.0/8）")
+    with SimNet(sample=sample, workdir=out / "simnet") as net, MailSink(out / "mail") as mail:
+        env = {
+            **os.environ,
+            **net.env(),
+            "BADGEWATCH_DATABASE_URL": f"sqlite:///{out / 'badgewatch.db'}",
+            "BADGEWATCH_EVIDENCE_DIR": str(out / "evidence"),
+            "BADGEWATCH_SMTP_HOST": mail.host,
+            "BADGEWATCH_SMTP_PORT": str(mail.port),
+            "BADGEWATCH_CENTER_EMAIL": "center@yumingzhongxin.example.cn",
+        }
+        console.print(f"域名服务器 {net.nameserver}，HTTP 端口 {net.http_port}，"
+                      f"HTTPS 端口 {net.https_port}，样例 {sample}（{net.describe()['sites']} 个网站），"
+                      f"邮件服务器 {mail.host}:{mail.port}")
+        step("1. 建库 badgewatch init", "init")
+        # The catalogue carries rows the import must refuse (invalid domains): show them refused and
+        # import the rest.
+        refused = ["--skip-invalid"] if sample == "catalogue" else []
+        step("2. 导入登记表", "registry", "import", net.registry_path,
+             "--offices", net.offices_path, *refused)
+        raw = step("3. 巡检", "scan", *scope, "--json", capture=True, ok=(0, 1))
+        console.print(raw)
         try:
-            report = import_registry(engine, SAMPLE_REGISTRY)
-        except ImportRefused as exc:
-            shown = "；".join(str(e) for _, e in exc.report.all_errors()[:3])
-            raise click.ClickException(f"样例登记表有错误：{shown}") from exc
-        except RegistryFileError as exc:
-            raise click.ClickException(str(exc)) from exc
-        console.print(f"{SAMPLE_REGISTRY.name}：{report.rows} 行")
-        for label, c in (("编办", report.offices), ("机构", report.units), ("网站", report.websites),
-                         ("域名", report.domains)):
-            console.print(f"  {label}：{c}")
-        console.rule("[bold]3. 登记库内容")
-        headers = ("代码", "编办", "编制机构数", "登记机构", "党政", "事业", "中文域名", "英文域名", "网站",
-                   "政府网站")
-        table = Table(*headers, title="登记库（按编办）")
-        for s in office_summaries(engine):
-            table.add_row(s.code, s.name, "" if s.roster_count is None else str(s.roster_count), str(s.units),
-                          str(s.party_units), str(s.institution_units), str(s.chinese_domains),
-                          str(s.english_domains), str(s.websites), str(s.government_sites))
-        console.print(table)
-        remarks = domain_remarks(engine)
-        if remarks:
-            rt = Table("域名", "结论", "原因", title="登记信息中的域名提示（域名规则 checks.domains）")
-            for r in remarks:
-                rt.add_row(r.domain, str(r.status), describe(r.reason).message + f"（{r.reason}）")
-            console.print(rt)
-    finally:
-        engine.dispose()
-
-
-# The bundled sample registry used by the demo (docs/examples, regenerated by make_sample.py there).
-SAMPLE_REGISTRY = Path(__file__).resolve().parent / "docs" / "examples" / "sample-registry.xlsx"
+            scan_id = str(json.loads(raw[raw.index("{"):])["scan_id"])
+        except (ValueError, KeyError) as exc:
+            raise click.ClickException("巡检没有给出巡检编号，演示停止") from exc
+        as_of = ["--as-of", "2015-03-31"] if sample == "baoding" else []
+        step("4. 域名注册及网站标识覆盖情况（附件1）", "report", "coverage", *as_of)
+        step("   同一张表：Excel 与网页", "report", "coverage", *as_of, "-o", str(out / "coverage.xlsx"))
+        step("   ", "report", "coverage", *as_of, "-o", str(out / "coverage.html"))
+        step("5. 不合规清单", "report", "noncompliance", "--scan", scan_id, *scope)
+        step("   同一份清单：Excel（每个编办一个工作表）", "report", "noncompliance", "--scan", scan_id,
+             *scope, "-o", str(out / "noncompliance.xlsx"))
+        step("6. 年度报告可核验字段（字段3、字段5）", "report", "annual", "--year",
+             str(dt.date.today().year), *scope, "-o", str(out / "annual.xlsx"))
+        step("7. 发送清单 badgewatch notify", "notify", "--scan", scan_id, ok=(0, 1))
+        console.rule("[bold]8. 结果")
+        for path in mail.received():
+            console.print(f"收到邮件：{path.name}")
+        console.print(f"输出目录：{out}（coverage.xlsx / coverage.html / noncompliance.xlsx / annual.xlsx，"
+                      f"evidence/ 证据，mail/ 收到的邮件）")
+        console.print("审核控制台：badgewatch user add NAME --role center；然后 badgewatch serve，"
+                      f"数据库 {env['BADGEWATCH_DATABASE_URL']}")
 
 
 _register()
