@@ -1,1 +1,1 @@
-"""crawler package."""
+"""The crawler: a Scrapy project (``sites`` spider) that collects evidence for the checks."""

@@ -1,0 +1,454 @@
+"""Benchmark: ``badgewatch scan`` against a bare, tuned Scrapy spider, in the same run.
+
+On a generated simnet of N sites (default 20,000; failure rate 0 so that both crawlers do the same
+work), measured in one command:
+
+* **baseline**: a bare Scrapy spider that fetches only the home pages, tuned as Scrapy's broad-crawl
+  advice says (cookies, robots, retries, telnet, memusage, log stats off; high concurrency). Names are
+  resolved from a pre-computed table (no DNS cost at all), so the baseline is as fast as Scrapy gets.
+* **badgewatch scan** (``--render auto``): DNS checks of every domain, home pages, Chinese-domain usage,
+  the sub-resources the checks ask for, all checks, the evidence store and the database.
+
+Both run as their own process (one crawler process each); the rate is HTTP requests per second of
+crawling (from the first to the last request, process start-up excluded). The goal: ours ≥ 0.5 × the
+baseline. ``--memory`` also scans registries of 10,000 and 100,000 sites (``--render never``) and
+compares their peak RSS (goal: within 1.5×).
+
+    python benchmarks/bench_scan.py [--sites 20000] [--memory] [--out docs/bench/crawler.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from twisted.internet.interfaces import IHostnameResolver  # noqa: E402
+from zope.interface import implementer  # noqa: E402
+
+# --- the bare baseline spider (runs in its own process: `bench_scan.py bare URLS HOSTS PORT`) --------
+
+
+@implementer(IHostnameResolver)
+class TableResolver:
+    """Names from a table, port 80 mapped to simnet's port: zero DNS cost for the baseline."""
+
+    def __init__(self, reactor: Any, hosts: dict[str, str], http_port: int) -> None:
+        self.reactor = reactor
+        self.hosts = hosts
+        self.http_port = http_port
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, reactor: Any) -> TableResolver:
+        s = crawler.settings
+        return cls(reactor, json.loads(Path(s["BENCH_HOSTS"]).read_text()), s.getint("BENCH_HTTP_PORT"))
+
+    def install_on_reactor(self) -> None:
+        self.reactor.installNameResolver(self)
+
+    def resolveHostName(
+        self,
+        receiver: Any,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> Any:
+        from twisted.internet.address import IPv4Address
+
+        receiver.resolutionBegan(None)
+        ip = self.hosts.get(hostName)
+        if ip:
+            receiver.addressResolved(
+                IPv4Address("TCP", ip, self.http_port if portNumber == 80 else portNumber)
+            )
+        receiver.resolutionComplete()
+        return None
+
+
+def run_bare(urls_file: str, hosts_file: str, http_port: int, concurrency: int) -> None:
+    from scrapy import Request, Spider
+    from scrapy.crawler import CrawlerProcess
+
+    urls = Path(urls_file).read_text().split()
+
+    stats: dict[str, float] = {"responses": 0, "first": 0.0, "last": 0.0}
+
+    class Bare(Spider):
+        name = "bare"
+
+        async def start(self) -> Any:
+            for url in urls:
+                yield Request(url, callback=self.parse, errback=self.failed, dont_filter=True)
+
+        def parse(self, response: Any) -> None:
+            self._tick()
+
+        def failed(self, failure: Any) -> None:
+            self._tick()
+
+        def _tick(self) -> None:
+            now = time.perf_counter()
+            if not stats["first"]:
+                stats["first"] = now
+            stats["last"] = now
+            stats["responses"] += 1
+
+    settings = {
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+        "CONCURRENT_ITEMS": 1,
+        "COOKIES_ENABLED": False,
+        "ROBOTSTXT_OBEY": False,
+        "RETRY_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": "ERROR",
+        "REACTOR_THREADPOOL_MAXSIZE": 20,
+        "DOWNLOAD_TIMEOUT": 15,
+        "TWISTED_DNS_RESOLVER": "__main__.TableResolver",
+        "BENCH_HOSTS": hosts_file,
+        "BENCH_HTTP_PORT": http_port,
+        "EXTENSIONS": {
+            "scrapy.extensions.telnet.TelnetConsole": None,
+            "scrapy.extensions.memusage.MemoryUsage": None,
+            "scrapy.extensions.logstats.LogStats": None,
+            "scrapy.extensions.remote_control.RemoteControl": None,
+        },
+    }
+    process = CrawlerProcess(settings)
+    process.crawl(Bare)
+    process.start()
+    elapsed = stats["last"] - stats["first"]
+    print(
+        json.dumps(
+            {
+                "responses": int(stats["responses"]),
+                "elapsed_s": round(elapsed, 3),
+                "rate": round(stats["responses"] / elapsed, 1) if elapsed > 0 else 0.0,
+            }
+        )
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _env(net: Any, workdir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(net.env())
+    env.update(
+        {
+            "BADGEWATCH_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+            "BADGEWATCH_EVIDENCE_DIR": str(workdir / "evidence"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def _measured(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``cmd`` through a tiny wrapper that reports the child's peak RSS (KiB)."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
+        "sys.stdout.write(p.stdout)\n"
+        "sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.exit(p.returncode)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], env=env, cwd=cwd, capture_output=True, text=True
+    )
+    peak = 0
+    for line in proc.stderr.splitlines():
+        if line.startswith("PEAK_RSS_KB="):
+            peak = int(line.split("=", 1)[1])
+    return proc, peak
+
+
+def _bw(*args: str) -> list[str]:
+    return [sys.executable, "-m", "badgewatch", *args]
+
+
+def _prepare(net: Any, workdir: Path) -> float:
+    env = _env(net, workdir)
+    subprocess.run(_bw("init"), env=env, cwd=workdir, check=True, capture_output=True)
+    t0 = time.perf_counter()
+    subprocess.run(
+        _bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t0
+
+
+def _scan(net: Any, workdir: Path, render: str, concurrency: int) -> tuple[dict[str, Any], int]:
+    env = _env(net, workdir)
+    proc, peak = _measured(
+        _bw("scan", "--json", "--render", render, "--concurrency", str(concurrency)), env, workdir
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-4000:])
+    return json.loads(proc.stdout), peak
+
+
+def _bare(net: Any, workdir: Path, concurrency: int) -> tuple[dict[str, Any], int]:
+    truth = net.ground_truth
+    urls, hosts = [], {}
+    for site in truth["sites"]:
+        urls.append(site["url"])
+        for h in site.get("hosts", []):
+            hosts[h] = site["address"]
+    (workdir / "urls.txt").write_text("\n".join(urls))
+    (workdir / "hosts.json").write_text(json.dumps(hosts))
+    cmd = [
+        sys.executable,
+        __file__,
+        "bare",
+        str(workdir / "urls.txt"),
+        str(workdir / "hosts.json"),
+        str(net.http_port),
+        str(concurrency),
+    ]
+    proc, peak = _measured(cmd, _env(net, workdir), workdir)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-4000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), peak
+
+
+def bench_rate(sites: int, concurrency: int) -> dict[str, Any]:
+    from simnet.runtime import SimNet
+
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
+        work = Path(tmp)
+        net = SimNet("generated", workdir=work / "net", options={"sites": sites, "failure_rate": 0.0}).start()
+        try:
+            import_s = _prepare(net, work)
+            bare, bare_rss = _bare(net, work, concurrency)
+            ours, ours_rss = _scan(net, work, "auto", concurrency)
+        finally:
+            net.stop()
+    c = ours["counters"]
+    elapsed = float(c["elapsed_s"])
+    our_rate = c["requests"] / elapsed if elapsed else 0.0
+    return {
+        "sites": sites,
+        "import_s": round(import_s, 1),
+        "bare": bare | {"peak_rss_mb": round(bare_rss / 1024)},
+        "ours": {
+            "status": ours["status"],
+            "subjects": c["subjects"],
+            "sites_done": c["sites"],
+            "requests": c["requests"],
+            "elapsed_s": elapsed,
+            "request_rate": round(our_rate, 1),
+            "sites_per_s": round(sites / elapsed, 1) if elapsed else 0.0,
+            "requests_per_site": round(c["requests"] / sites, 2),
+            "renders": c.get("renders", 0),
+            "dns_lookups": c.get("dns_lookups", 0),
+            "peak_rss_mb": round(ours_rss / 1024),
+        },
+        "ratio": round(our_rate / bare["rate"], 3) if bare["rate"] else 0.0,
+    }
+
+
+def bench_memory(sizes: tuple[int, ...], concurrency: int) -> dict[str, Any]:
+    from simnet.runtime import SimNet
+
+    out: dict[str, Any] = {}
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
+            work = Path(tmp)
+            net = SimNet("generated", workdir=work / "net", options={"sites": n, "failure_rate": 0.0}).start()
+            try:
+                _prepare(net, work)
+                ours, peak = _scan(net, work, "never", concurrency)
+            finally:
+                net.stop()
+        out[str(n)] = {
+            "peak_rss_mb": round(peak / 1024),
+            "elapsed_s": ours["counters"]["elapsed_s"],
+            "subjects": ours["counters"]["subjects"],
+        }
+    first, last = str(sizes[0]), str(sizes[-1])
+    out["ratio"] = round(out[last]["peak_rss_mb"] / out[first]["peak_rss_mb"], 2)
+    return out
+
+
+def bench_render(limit: int, concurrency: int) -> dict[str, Any]:
+    """``--render auto`` vs ``--render always`` on the first ``limit`` sites of the baoding sample."""
+    import sqlalchemy as sa
+
+    from simnet.runtime import SimNet
+    from storage.db import make_engine
+    from storage.models import Finding
+
+    out: dict[str, Any] = {"limit": limit}
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
+        net = SimNet("baoding", workdir=Path(tmp) / "net").start()
+        try:
+            verdicts: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+            for mode in ("auto", "always"):
+                work = Path(tmp) / mode
+                work.mkdir()
+                _prepare(net, work)
+                env = _env(net, work)
+                t0 = time.perf_counter()
+                proc = subprocess.run(
+                    _bw(
+                        "scan",
+                        "--json",
+                        "--render",
+                        mode,
+                        "--limit",
+                        str(limit),
+                        "--concurrency",
+                        str(concurrency),
+                    ),
+                    env=env,
+                    cwd=work,
+                    capture_output=True,
+                    text=True,
+                )
+                wall = time.perf_counter() - t0
+                result = json.loads(proc.stdout)
+                c = result["counters"]
+                out[mode] = {
+                    "elapsed_s": c["elapsed_s"],
+                    "wall_s": round(wall, 1),
+                    "renders": c.get("renders", 0),
+                    "subjects": c["subjects"],
+                    "status": result["status"],
+                }
+                engine = make_engine(env["BADGEWATCH_DATABASE_URL"])
+                with engine.connect() as conn:
+                    rows = conn.execute(
+                        sa.select(Finding.subject, Finding.check, Finding.status, Finding.reason).where(
+                            Finding.scan_id == result["scan_id"], Finding.subject.like("site:%")
+                        )
+                    ).all()
+                engine.dispose()
+                verdicts[mode] = {(r.subject, r.check): (r.status, r.reason) for r in rows}
+        finally:
+            net.stop()
+    a, b = verdicts["auto"], verdicts["always"]
+    out["same_verdicts"] = a == b
+    out["differences"] = sorted(
+        f"{k}: auto {a.get(k)} / always {b.get(k)}" for k in set(a) | set(b) if a.get(k) != b.get(k)
+    )[:20]
+    out["speedup"] = (
+        round(out["always"]["elapsed_s"] / out["auto"]["elapsed_s"], 1) if out["auto"]["elapsed_s"] else 0
+    )
+    return out
+
+
+def markdown(
+    rate: dict[str, Any] | None, memory: dict[str, Any] | None, render: dict[str, Any] | None = None
+) -> str:
+    lines = ["## Crawler: `badgewatch scan` vs a bare tuned Scrapy spider", ""]
+    lines.append(
+        f"Machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
+        "Scrapy on Twisted's asyncio reactor (the standard engine, not the experimental reactorless "
+        "one). Measured by `python benchmarks/bench_scan.py` in one run, one crawler process each; "
+        "simnet served both from a third process."
+    )
+    lines.append("")
+    if rate:
+        b, o = rate["bare"], rate["ours"]
+        lines += [
+            f"Generated simnet, {rate['sites']:,} sites, failure rate 0 (both crawlers do the same work).",
+            "",
+            "| crawler | what it does | HTTP requests | time (s) | requests/s | sites/s "
+            "| requests/site | peak RSS |",
+            "| peak RSS |",
+            "|---|---|---|---|---|---|---|---|",
+            "| bare Scrapy (baseline) | home pages only, no DNS (table), no checks, no storage "
+            f"| {b['responses']:,} | "
+            f"{b['elapsed_s']} | **{b['rate']}** | {b['rate']} | 1 | {b['peak_rss_mb']} MB |",
+            f"| `badgewatch scan` | DNS of every domain, home pages, domain usage, sub-resources, checks, "
+            f"evidence, database | {o['requests']:,} | {o['elapsed_s']} | **{o['request_rate']}** | "
+            f"{o['sites_per_s']} | {o['requests_per_site']} | {o['peak_rss_mb']} MB |",
+            "",
+            f"**Ratio (our requests/s ÷ baseline requests/s): {rate['ratio']}** (goal ≥ 0.5). "
+            f"Subjects (sites + domains) stored: {o['subjects']:,}; DNS lookups: {o['dns_lookups']:,}; "
+            f"pages rendered in Chromium (`--render auto`): {o['renders']}.",
+            "",
+        ]
+    if memory:
+        sizes = [k for k in memory if k != "ratio"]
+        lines += [
+            "Peak memory as the registry grows (`--render never`, same benchmark):",
+            "",
+            "| sites | subjects | time (s) | peak RSS |",
+            "|---|---|---|---|",
+        ]
+        for k in sizes:
+            m = memory[k]
+            lines.append(f"| {int(k):,} | {m['subjects']:,} | {m['elapsed_s']} | {m['peak_rss_mb']} MB |")
+        lines += ["", f"**RSS ratio largest ÷ smallest: {memory['ratio']}** (goal ≤ 1.5).", ""]
+    if render:
+        au, al = render["auto"], render["always"]
+        lines += [
+            f"Render tier on the `baoding` sample, first {render['limit']} websites (and their domains):",
+            "",
+            "| mode | pages rendered | scan time (s) |",
+            "|---|---|---|",
+            f"| `--render auto` | {au['renders']} | {au['elapsed_s']} |",
+            f"| `--render always` | {al['renders']} | {al['elapsed_s']} |",
+            "",
+            f"**`auto` is {render['speedup']}× faster than `always`** (goal ≥ 20×); same site verdicts: "
+            f"{'yes' if render['same_verdicts'] else 'no — ' + '; '.join(render['differences'])}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "bare":
+        run_bare(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sites", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--memory", action="store_true", help="also compare peak RSS at 10,000 and 100,000 sites")
+    ap.add_argument("--memory-sizes", default="10000,100000")
+    ap.add_argument("--no-rate", action="store_true")
+    ap.add_argument(
+        "--render-compare",
+        type=int,
+        default=0,
+        metavar="N",
+        help="compare --render auto and always on the first N baoding sites",
+    )
+    ap.add_argument("--out", default="", help="write the Markdown section here")
+    args = ap.parse_args()
+    rate = None if args.no_rate else bench_rate(args.sites, args.concurrency)
+    if rate:
+        print(json.dumps(rate, indent=2))
+    memory = None
+    if args.memory:
+        memory = bench_memory(tuple(int(x) for x in args.memory_sizes.split(",")), args.concurrency)
+        print(json.dumps(memory, indent=2))
+    render = bench_render(args.render_compare, args.concurrency) if args.render_compare else None
+    if render:
+        print(json.dumps(render, indent=2, ensure_ascii=False))
+    md = markdown(rate, memory, render)
+    print(md)
+    if args.out:
+        Path(args.out).write_text(md, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

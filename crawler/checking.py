@@ -1,0 +1,124 @@
+"""The crawler's side of the checks: calls into ``checks`` with what the crawler captured.
+
+Checks are pure functions owned by ``checks/``; this module only adapts the crawler's records (DNS
+answers, fetch results) to their inputs, and builds the rule settings from the configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+from checks.expected import Expected, UnitKind
+from checks.page import Need, NeedKind, Page
+from checks.reasons import is_transient
+from checks.rules import Rules
+from checks.verdict import Status, Verdict
+from crawler.resolver import DnsAnswer
+from storage.config import Config
+
+PAGE_CHECKS = ("badge", "icp", "police", "site_code")
+
+
+def rules_from_config(config: Config) -> Rules:
+    return Rules(
+        icp_ignore_suffix=config.icp_ignore_suffix,
+        red_page_hosts=tuple(h.lower() for h in config.red_page_hosts),
+        default_province_code=config.province_code,
+    )
+
+
+def run_page_checks(page: Page, expected: Expected, rules: Rules) -> tuple[list[Verdict], list[Need]]:
+    """Every page check's verdict and the sub-resources still needed to decide."""
+    from checks.suite import run_checks
+
+    result: Any = run_checks(page, expected, rules)
+    raw = result.verdicts
+    verdicts = list(raw.values()) if isinstance(raw, Mapping) else list(raw)
+    return verdicts, list(result.needs)
+
+
+def dns_verdict(answer: DnsAnswer) -> Verdict:
+    from checks.dns import classify_dns
+
+    return classify_dns(dns_result(answer))
+
+
+def unreadable_verdicts(http: Verdict, expected: Expected, rules: Rules) -> list[Verdict]:
+    """Page-check verdicts when the home page could not be read: ``unknown`` with the http reason,
+    except where a check decides without the page (a 事业单位 site needs no 标识码: ``not_required``)."""
+    from checks.http import unreadable
+
+    empty = Page(url=expected.site_url or "about:blank", body=b"", exhausted=True)
+    verdicts, _needs = run_page_checks(empty, expected, rules)
+    by_check = {v.check: v for v in verdicts}
+    out = []
+    for name in PAGE_CHECKS:
+        v = by_check.get(name)
+        out.append(v if v is not None and v.status is Status.PASS else unreadable(name, http))
+    return out
+
+
+def dns_result(answer: DnsAnswer) -> Any:
+    from checks.dns import DnsResult
+
+    return DnsResult(
+        qname=answer.qname,
+        rcode=answer.rcode,
+        error=answer.error,
+        cname_chain=answer.cname_chain,
+        addresses=answer.addresses,
+        elapsed_ms=answer.elapsed_ms,
+    )
+
+
+def usage_verdict(
+    observation: Mapping[str, Any],
+    answer: DnsAnswer,
+    expected: Expected,
+    rules: Rules,
+    own_sha256: Iterable[str] = (),
+) -> Verdict:
+    from checks.dns import UsageObservation, classify_usage
+
+    known = set(getattr(UsageObservation, "__dataclass_fields__", {}))
+    kwargs = {k: v for k, v in observation.items() if k in known}
+    if "redirects" in kwargs:
+        kwargs["redirects"] = tuple(kwargs["redirects"])
+    obs = UsageObservation(**kwargs, dns=dns_result(answer))
+    return classify_usage(obs, expected, rules, own_sha256)
+
+
+def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, rules: Rules) -> Verdict:
+    from checks.domains import check_domain
+
+    return check_domain(
+        name, UnitKind(unit_kind), expiry=expiry, today=today, expiring_days=rules.expiring_days
+    )
+
+
+def needs_confirmation(verdicts: Iterable[Verdict]) -> bool:
+    """A ``fail`` or a transient ``unknown`` is tried again before it is final."""
+    for v in verdicts:
+        if v.status is Status.FAIL:
+            return True
+        if v.status is Status.UNKNOWN and _transient(v.reason):
+            return True
+    return False
+
+
+def _transient(reason: str) -> bool:
+    try:
+        return is_transient(reason)
+    except KeyError:
+        return False
+
+
+def render_needed(needs: Iterable[Need]) -> bool:
+    return any(n.kind is NeedKind.RENDER for n in needs)
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()

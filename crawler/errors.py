@@ -1,0 +1,85 @@
+"""Network failures → :class:`checks.http.FetchError`, and the crawler's own refusal exceptions."""
+
+from __future__ import annotations
+
+from scrapy.exceptions import IgnoreRequest
+
+from checks.http import FetchError
+from crawler.resolver import DnsAnswer
+
+
+class DnsFailedError(IgnoreRequest):
+    """The host of a request has no address (the DNS answer says why)."""
+
+    def __init__(self, answer: DnsAnswer) -> None:
+        self.answer = answer
+        why = answer.error or answer.rcode or "no address"
+        super().__init__(f"DNS lookup of {answer.qname} failed: {why}")
+
+
+class AddressRefusedError(IgnoreRequest):
+    """Every address of the host was refused by the address guard; nothing was sent."""
+
+    def __init__(self, host: str, addresses: tuple[str, ...], why: str) -> None:
+        self.host = host
+        self.addresses = addresses
+        self.why = why
+        super().__init__(f"{host} → {', '.join(addresses)}: address refused ({why})")
+
+
+class TooLargeError(Exception):
+    """A body exceeded the configured maximum size."""
+
+
+def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
+    """The fetch error kind of a network exception, and a short detail for the record."""
+    name = type(exc).__name__
+    text = f"{name}: {exc}"[:300]
+    if isinstance(exc, AddressRefusedError):
+        return FetchError.ADDRESS_REFUSED, str(exc)
+    if isinstance(exc, DnsFailedError):
+        return FetchError.DNS, str(exc)
+    low = text.lower()
+    if (
+        isinstance(exc, TooLargeError)
+        or name == "DownloadCancelledError"  # Scrapy cancels a body that grows past DOWNLOAD_MAXSIZE
+        or "max size" in low
+        or "maxsize" in low
+        or "exceeds" in low
+    ):
+        return FetchError.OTHER, "too_large: " + text
+    from twisted.internet import error as terr
+
+    if isinstance(exc, terr.DNSLookupError):
+        return FetchError.DNS, text
+    if isinstance(exc, terr.ConnectionRefusedError):
+        return FetchError.REFUSED, text
+    if isinstance(exc, (terr.TimeoutError, terr.TCPTimedOutError, TimeoutError)) or "took longer than" in low:
+        return FetchError.TIMEOUT, text
+    # twisted.web wraps the real cause(s) in ResponseNeverReceived / ResponseFailed: look inside.
+    reasons = getattr(exc, "reasons", None)
+    if reasons:
+        inner = " ".join(f"{type(r.value).__name__}: {r.value}" for r in reasons)
+        text = f"{name}: {inner}"[:300]
+        low = text.lower()
+    if "ssl" in low or "tls" in low or "certificate" in low or "handshake" in low:
+        return FetchError.TLS, text
+    if "timeout" in low or "timed out" in low:
+        return FetchError.TIMEOUT, text
+    if "refused" in low:
+        return FetchError.REFUSED, text
+    if (
+        isinstance(exc, (terr.ConnectionLost, terr.ConnectionDone, ConnectionResetError, terr.ConnectError))
+        or "connectionlost" in low
+        or "connectiondone" in low
+        or "reset" in low
+        or "responsenever" in low
+        or "responsefailed" in low
+        or "potentialdataloss" in low
+    ):
+        return FetchError.RESET, text
+    return FetchError.OTHER, text
+
+
+def is_too_large(detail: str) -> bool:
+    return detail.startswith("too_large: ")

@@ -1,0 +1,243 @@
+"""Subjects of a scan (a website or a domain) and how they are read from the registry.
+
+The scope is streamed from the database in pages ordered by id (keyset pagination), so memory stays
+flat however large the registry, and subjects that already have findings in the scan (a resumed scan)
+are skipped inside the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload
+
+from checks.expected import Expected
+from storage.expected import expected_for
+from storage.models import Domain, DomainKind, Finding, Office, Unit, Website
+
+PAGE = 500
+
+
+@dataclass
+class SiteJob:
+    """One website to visit."""
+
+    website_id: int
+    url: str
+    expected: Expected
+    attempt: int = 1
+    history: list[dict[str, tuple[str, str]]] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return f"site:{self.website_id}"
+
+
+@dataclass
+class DomainJob:
+    """One domain to resolve (and, for a Chinese domain, to fetch to see how it is used)."""
+
+    domain_id: int
+    name: str
+    ascii: str
+    kind: str
+    unit_kind: str
+    expiry: date | None
+    site_urls: tuple[str, ...]
+    expected: Expected | None = None  # the unit's site this domain should serve (usage check)
+    attempt: int = 1
+    history: list[dict[str, tuple[str, str]]] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return f"domain:{self.domain_id}"
+
+    @property
+    def chinese(self) -> bool:
+        return self.kind != DomainKind.ENGLISH
+
+
+Job = SiteJob | DomainJob
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a scan covers: offices (with their sub-offices) and an optional limit on websites."""
+
+    office_codes: tuple[str, ...] = ()  # empty: everything
+    limit: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"office_codes": list(self.office_codes), "limit": self.limit}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Scope:
+        return cls(tuple(raw.get("office_codes") or ()), raw.get("limit"))
+
+
+def expand_offices(session: Session, office: str | None) -> tuple[str, ...]:
+    """The office and every office below it; empty tuple for "all offices"."""
+    if not office:
+        return ()
+    rows = session.execute(sa.select(Office.code, Office.parent_code)).all()
+    if office not in {code for code, _ in rows}:
+        raise LookupError(f"编办代码 {office} 不存在")
+    children: dict[str | None, list[str]] = {}
+    for code, parent in rows:
+        children.setdefault(parent, []).append(code)
+    out, todo = [], [office]
+    while todo:
+        code = todo.pop()
+        out.append(code)
+        todo.extend(children.get(code, []))
+    return tuple(sorted(out))
+
+
+def lock_names(session: Session, scope: Scope) -> list[str]:
+    """Lock rows a scan of ``scope`` takes: one per office, so overlapping scopes collide."""
+    if scope.office_codes:
+        return [f"office:{c}" for c in scope.office_codes]
+    return [f"office:{c}" for c in session.scalars(sa.select(Office.code).order_by(Office.code))]
+
+
+def _site_filter(scope: Scope) -> list[Any]:
+    conds: list[Any] = []
+    if scope.office_codes:
+        conds.append(Website.unit_id.in_(sa.select(Unit.id).where(Unit.office_code.in_(scope.office_codes))))
+    return conds
+
+
+def _limited_site_ids(session: Session, scope: Scope) -> list[int] | None:
+    if scope.limit is None:
+        return None
+    q = sa.select(Website.id).where(*_site_filter(scope)).order_by(Website.id).limit(scope.limit)
+    return list(session.scalars(q))
+
+
+def count_subjects(engine: Engine, scope: Scope) -> tuple[int, int]:
+    """(websites, domains) in scope."""
+    with Session(engine) as s:
+        ids = _limited_site_ids(s, scope)
+        if ids is not None:
+            n_sites = len(ids)
+            n_dom = (
+                s.scalar(sa.select(sa.func.count()).select_from(Domain).where(Domain.website_id.in_(ids)))
+                or 0
+            )
+            return n_sites, n_dom
+        n_sites = s.scalar(sa.select(sa.func.count()).select_from(Website).where(*_site_filter(scope))) or 0
+        dq = sa.select(sa.func.count()).select_from(Domain)
+        if scope.office_codes:
+            dq = dq.where(
+                Domain.unit_id.in_(sa.select(Unit.id).where(Unit.office_code.in_(scope.office_codes)))
+            )
+        return n_sites, s.scalar(dq) or 0
+
+
+def _not_done(scan_id: int, column: Any, prefix: str) -> Any:
+    subject = sa.literal(prefix) + sa.cast(column, sa.String)
+    done = sa.select(Finding.id).where(Finding.scan_id == scan_id, Finding.subject == subject)
+    return ~sa.exists(done)
+
+
+def iter_site_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[SiteJob]:
+    """Websites in scope without findings in ``scan_id`` yet, in id order, a page at a time."""
+    with Session(engine) as s:
+        limited = _limited_site_ids(s, scope)
+    last = 0
+    while True:
+        with Session(engine) as s:
+            q = (
+                sa.select(Website)
+                .where(Website.id > last, *_site_filter(scope), _not_done(scan_id, Website.id, "site:"))
+                .options(selectinload(Website.unit), selectinload(Website.domains))
+                .order_by(Website.id)
+                .limit(PAGE)
+            )
+            if limited is not None:
+                q = q.where(Website.id.in_(limited)) if limited else q.where(sa.false())
+            sites = list(s.scalars(q))
+            jobs = [SiteJob(w.id, w.url, expected_for(w)) for w in sites]
+        if not jobs:
+            return
+        last = jobs[-1].website_id
+        yield from jobs
+
+
+def iter_domain_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[DomainJob]:
+    """Domains in scope without findings in ``scan_id`` yet, in id order, a page at a time."""
+    with Session(engine) as s:
+        limited = _limited_site_ids(s, scope)
+    last = 0
+    while True:
+        with Session(engine) as s:
+            q = (
+                sa.select(Domain)
+                .where(Domain.id > last, _not_done(scan_id, Domain.id, "domain:"))
+                .options(
+                    selectinload(Domain.unit).selectinload(Unit.websites).selectinload(Website.domains),
+                    selectinload(Domain.unit).selectinload(Unit.domains),
+                    selectinload(Domain.website).selectinload(Website.domains),
+                )
+                .order_by(Domain.id)
+                .limit(PAGE)
+            )
+            if limited is not None:
+                q = q.where(Domain.website_id.in_(limited)) if limited else q.where(sa.false())
+            elif scope.office_codes:
+                q = q.where(
+                    Domain.unit_id.in_(sa.select(Unit.id).where(Unit.office_code.in_(scope.office_codes)))
+                )
+            rows = list(s.scalars(q))
+            jobs = [
+                DomainJob(
+                    domain_id=d.id,
+                    name=d.name,
+                    ascii=d.ascii,
+                    kind=d.kind,
+                    unit_kind=d.unit.kind,
+                    expiry=d.expiry,
+                    site_urls=tuple(sorted(w.url for w in d.unit.websites)),
+                    expected=domain_expected(d),
+                )
+                for d in rows
+            ]
+        if not jobs:
+            return
+        last = jobs[-1].domain_id
+        yield from jobs
+
+
+def domain_expected(d: Domain) -> Expected:
+    """What a domain should serve: the unit's site whose host it is, else the site it is linked to,
+    else the unit's first site. Every site and domain of the unit counts as the unit's own (a unit with
+    two sites may point its Chinese domain at either)."""
+    from dataclasses import replace
+    from urllib.parse import urlsplit
+
+    from checks.expected import UnitKind
+
+    sites = sorted(d.unit.websites, key=lambda w: w.id)
+    by_host = {(urlsplit(w.url).hostname or "").lower(): w for w in sites}
+    site = by_host.get(d.ascii) or d.website or (sites[0] if sites else None)
+    unit_cn = tuple(sorted(x.name for x in d.unit.domains if x.kind != DomainKind.ENGLISH))
+    unit_en = tuple(
+        sorted({x.name for x in d.unit.domains if x.kind == DomainKind.ENGLISH} | set(by_host) - {""})
+    )
+    if site is not None:
+        if site.unit is None:  # pragma: no cover - relationships are loaded above
+            site.unit = d.unit
+        exp = expected_for(site)
+        return replace(
+            exp,
+            cn_domains=tuple(sorted(set(exp.cn_domains) | set(unit_cn))),
+            en_domains=tuple(sorted(set(exp.en_domains) | set(unit_en))),
+        )
+    return Expected(
+        unit_kind=UnitKind(d.unit.kind), unit_name=d.unit.name, cn_domains=unit_cn, en_domains=unit_en
+    )

@@ -1,0 +1,179 @@
+"""The ``sites`` spider: every website and every domain of a scan's scope.
+
+Each subject enters as one cheap local ``data:`` request (so Scrapy's scheduler, not our code, orders
+the work, and the scope is streamed lazily from the database); its callback then runs the subject's
+whole procedure (:class:`crawler.flow.Flow`) with real requests through Scrapy's downloader. A subject
+whose verdicts include a ``fail`` or a transient ``unknown`` goes back to the scheduler for another
+attempt later in the scan; only the last attempt is stored, with how many attempts agreed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+from scrapy import Request, Spider
+from scrapy.http import Response
+
+from checks.verdict import Verdict
+from crawler import checking
+from crawler.certs import CertJudge
+from crawler.context import get_context
+from crawler.fetcher import ScrapyFetcher
+from crawler.flow import Flow, SubjectResult
+from crawler.jobs import DomainJob, Job, Scope, SiteJob, iter_domain_jobs, iter_site_jobs
+from storage.db import make_engine
+from storage.evidence import EvidenceStore
+from storage.models import Scan
+
+log = logging.getLogger(__name__)
+
+ENTRY_URL = "data:,"
+
+
+class SitesSpider(Spider):
+    name = "sites"
+
+    def __init__(self, scan_id: int | str | None = None, render: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scan_id = int(scan_id) if scan_id is not None else None
+        self.render_arg = render
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SitesSpider:
+        spider: SitesSpider = super().from_crawler(crawler, *args, **kwargs)
+        spider.setup()
+        return spider
+
+    def setup(self) -> None:
+        ctx = get_context(self.crawler.settings)
+        config = ctx.config
+        self.config = config
+        self.db = make_engine(config.database_url)
+        if self.scan_id is None:
+            # `scrapy crawl sites` without a scan id: open one here, as `badgewatch scan` would.
+            from crawler.scanrun import open_scan
+
+            self.scan_id = open_scan(self.db, Scope(), config, render=self.render_arg or config.render)
+            self.own_scan = True
+        with self.db.connect() as conn:
+            import sqlalchemy as sa
+
+            scope_raw = conn.execute(sa.select(Scan.scope).where(Scan.id == self.scan_id)).scalar_one()
+        self.scope = Scope.from_json(scope_raw or {})
+        render_mode = self.render_arg or (scope_raw or {}).get("render") or config.render
+        renderer = None
+        fetcher = ScrapyFetcher(self.crawler)
+        self.renderer_obj: Any = None
+        if render_mode != "never":
+            from crawler.render import Renderer
+
+            self.renderer_obj = Renderer(ctx, fetcher)
+            renderer = self.renderer_obj.render
+        self.flow = Flow(
+            fetcher,
+            ctx.resolver,
+            EvidenceStore(config.evidence_dir),
+            checking.rules_from_config(config),
+            CertJudge(config.ca_file),
+            max_body=config.max_body_bytes,
+            max_subresources=config.max_subresources,
+            render_mode=render_mode,
+            renderer=renderer,
+            today=date.today(),
+        )
+        self.confirm_attempts = max(1, int(config.confirm_attempts))
+        self.confirm_delay = float(getattr(config, "confirm_delay_s", 2.0))
+        # Subjects in flight are bounded so memory stays flat whatever the registry size.
+        self.slots = asyncio.Semaphore(max(16, config.concurrency * 2))
+
+    async def start(self) -> AsyncIterator[Request]:
+        assert self.scan_id is not None
+        for jobs in (
+            iter_site_jobs(self.db, self.scope, self.scan_id),
+            iter_domain_jobs(self.db, self.scope, self.scan_id),
+        ):
+            for job in jobs:
+                await self.slots.acquire()
+                yield self._entry(job, first=time.monotonic())
+
+    def _entry(self, job: Job, first: float, priority: int = 0) -> Request:
+        return Request(
+            ENTRY_URL,
+            callback=self.run_job,
+            errback=self.job_failed,
+            dont_filter=True,
+            priority=priority,
+            meta={"job": job, "first": first, "download_slot": "entry"},
+        )
+
+    async def run_job(self, response: Response) -> AsyncIterator[Any]:
+        job: Job = response.meta["job"]
+        first: float = response.meta["first"]
+        if job.attempt > 1:
+            wait = self.confirm_delay - (time.monotonic() - first)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            result = await (self.flow.site(job) if isinstance(job, SiteJob) else self.flow.domain(job))
+        except Exception:
+            # A bug must not lose the subject silently: it stays without findings (resume redoes it).
+            log.exception("subject %s failed", job.subject)
+            self.slots.release()
+            self.crawler.stats.inc_value("badgewatch/subject_errors")
+            return
+        if checking.needs_confirmation(result.verdicts) and job.attempt < self.confirm_attempts:
+            job.history.append(_summary(result.verdicts))
+            job.attempt += 1
+            yield self._entry(job, first, priority=-10)
+            return
+        result.capture.attempt = job.attempt
+        agreed = _agreement(job.history, result.verdicts)
+        self.slots.release()
+        yield FinalResult(result, agreed)
+
+    async def job_failed(self, failure: Any) -> None:
+        log.error("entry request failed: %s", failure)
+        self.slots.release()
+        # The subject has no findings: the scan ends "interrupted" and a resume visits it again.
+        self.crawler.stats.inc_value("badgewatch/subject_errors")
+
+    async def closed(self, reason: str) -> None:
+        if self.renderer_obj is not None:
+            await self.renderer_obj.aclose()
+        if getattr(self, "own_scan", False) and self.scan_id is not None:
+            # Opened by `scrapy crawl sites` itself: close it (`badgewatch scan` closes its own).
+            from crawler.scanrun import close_scan
+
+            progress = getattr(self, "progress", None)
+            counters = progress.summary() if progress is not None else {}
+            close_scan(self.db, self.scan_id, "finished" if reason == "finished" else "interrupted", counters)
+
+
+class FinalResult:
+    """A subject's final attempt, with per check how many attempts agreed with the final verdict."""
+
+    __slots__ = ("agreed", "result")
+
+    def __init__(self, result: SubjectResult, agreed: dict[str, int]) -> None:
+        self.result = result
+        self.agreed = agreed
+
+
+def _summary(verdicts: list[Verdict]) -> dict[str, tuple[str, str]]:
+    return {v.check: (str(v.status), v.reason) for v in verdicts}
+
+
+def _agreement(history: list[dict[str, tuple[str, str]]], verdicts: list[Verdict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in verdicts:
+        final = (str(v.status), v.reason)
+        out[v.check] = 1 + sum(1 for h in history if h.get(v.check) == final)
+    return out
+
+
+__all__ = ["DomainJob", "FinalResult", "SitesSpider"]

@@ -1,0 +1,112 @@
+"""checks.http: every fetch outcome gets its reason; failures are unknown, certificates warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from checks.http import CertProblem, FetchError, FetchOutcome, Hop, classify_http, page_readable, unreadable
+from checks.reasons import REASONS
+from checks.verdict import Status
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (FetchError.TIMEOUT, "http.timeout"),
+        (FetchError.REFUSED, "http.refused"),
+        (FetchError.RESET, "http.reset"),
+        (FetchError.TLS, "http.tls_error"),
+        (FetchError.DNS, "http.dns_error"),
+        (FetchError.ADDRESS_REFUSED, "http.address_refused"),
+        (FetchError.REDIRECT_LOOP, "http.redirect_loop"),
+        (FetchError.OTHER, "http.error"),
+    ],
+)
+def test_network_errors_are_unknown_with_their_reason(error: FetchError, reason: str) -> None:
+    v = classify_http(FetchOutcome(url="http://a.gov.cn/", error=error, chain=(Hop("http://a.gov.cn/"),)))
+    assert (v.status, v.reason) == (Status.UNKNOWN, reason)
+    assert reason in REASONS
+    assert not page_readable(v)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        (200, "http.ok", Status.PASS),
+        (403, "http.blocked", Status.UNKNOWN),
+        (429, "http.blocked", Status.UNKNOWN),
+        (404, "http.client_error", Status.UNKNOWN),
+        (410, "http.client_error", Status.UNKNOWN),
+        (500, "http.server_error", Status.UNKNOWN),
+        (502, "http.server_error", Status.UNKNOWN),
+        (302, "http.redirect_loop", Status.UNKNOWN),
+    ],
+)
+def test_statuses(status: int, reason: str, expected: Status) -> None:
+    v = classify_http(
+        FetchOutcome(url="http://a.gov.cn/", status=status, text_head="<html>正文</html>", body_size=20)
+    )
+    assert (v.status, v.reason) == (expected, reason)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "<html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>",
+        "<html><body><h1>安全验证</h1><p>请完成下方验证后继续访问</p></body></html>",
+        "<html><script>document.cookie='__jsl_clearance=1';location.reload()</script></html>",
+        "<html><body>请开启 JavaScript 后刷新页面</body></html>",
+    ],
+)
+def test_challenge_pages_with_200_are_blocked(head: str) -> None:
+    v = classify_http(FetchOutcome(url="http://a/", status=200, text_head=head, body_size=len(head)))
+    assert v.reason == "http.blocked"
+    assert v.status is Status.UNKNOWN
+
+
+def test_a_big_real_page_mentioning_verification_is_not_a_challenge() -> None:
+    head = "<html><body>" + "政务公开 " * 8000 + "安全验证</body></html>"
+    v = classify_http(FetchOutcome(url="http://a/", status=200, text_head=head, body_size=len(head.encode())))
+    assert v.reason == "http.ok"
+
+
+def test_503_challenge_is_blocked_plain_503_is_server_error() -> None:
+    ch = classify_http(
+        FetchOutcome(url="http://a/", status=503, text_head="<title>Just a moment...</title>", body_size=40)
+    )
+    plain = classify_http(
+        FetchOutcome(url="http://a/", status=503, text_head="Service Unavailable", body_size=19)
+    )
+    assert (ch.reason, plain.reason) == ("http.blocked", "http.server_error")
+
+
+@pytest.mark.parametrize(
+    ("problems", "reason"),
+    [
+        ((CertProblem.EXPIRED,), "http.cert_expired"),
+        ((CertProblem.HOSTNAME,), "http.cert_hostname"),
+        ((CertProblem.UNTRUSTED,), "http.cert_untrusted"),
+        ((CertProblem.EXPIRED, CertProblem.UNTRUSTED), "http.cert_expired"),
+    ],
+)
+def test_certificate_problems_are_warnings_and_page_is_read(
+    problems: tuple[CertProblem, ...], reason: str
+) -> None:
+    v = classify_http(
+        FetchOutcome(
+            url="https://a/", status=200, text_head="<html></html>", body_size=13, cert_problems=problems
+        )
+    )
+    assert (v.status, v.reason) == (Status.WARN, reason)
+    assert page_readable(v)
+
+
+def test_truncated_body() -> None:
+    v = classify_http(FetchOutcome(url="http://a/", status=None, truncated=True, body_size=5_000_000))
+    assert v.reason == "http.too_large"
+
+
+def test_unreadable_page_checks_carry_the_http_reason() -> None:
+    http = classify_http(FetchOutcome(url="http://a/", error=FetchError.TIMEOUT))
+    badge = unreadable("badge", http)
+    assert (badge.check, badge.status, badge.reason) == ("badge", Status.UNKNOWN, "http.timeout")

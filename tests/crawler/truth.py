@@ -1,0 +1,142 @@
+"""Compare a scan's findings with simnet's ground truth, check by check, with a confusion table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from storage.models import Domain, Finding, Website
+
+SITE_CHECKS = ("http", "badge", "icp", "police", "site_code")
+DOMAIN_CHECKS = ("dns", "usage", "domain")
+
+
+@dataclass
+class Comparison:
+    compared: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    confusion: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (check, expected, got)
+    not_imported: list[dict[str, Any]] = field(default_factory=list)  # sites the registry import refused
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.missing
+
+    def table(self) -> str:
+        lines = [f"{'check':10s} {'expected':28s} {'got':28s} n"]
+        for (check, exp, got), n in sorted(self.confusion.items()):
+            mark = "" if exp == got else "   <-- mismatch"
+            lines.append(f"{check:10s} {exp:28s} {got:28s} {n}{mark}")
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        out = [
+            f"compared {self.compared} checks; {len(self.mismatches)} mismatches, {len(self.missing)} missing"
+        ]
+        out += self.mismatches[:80] + self.missing[:40]
+        out.append(self.table())
+        return "\n".join(out)
+
+
+def expected_badge(entry: dict[str, Any], rendered: bool) -> dict[str, Any]:
+    badge = dict(entry)
+    if rendered and isinstance(entry.get("rendered"), dict):
+        badge.update(entry["rendered"])
+    return badge
+
+
+DEAD_ADDR = "127.60.0.250"
+
+
+def dead_address(entry: dict[str, Any]) -> bool:
+    """Whether a ground-truth site or domain lives on simnet's "nothing listens here" address."""
+    if entry.get("address") == DEAD_ADDR:
+        return True
+    dns = (entry.get("checks") or {}).get("dns") or {}
+    return DEAD_ADDR in (dns.get("addresses") or [])
+
+
+def compare(
+    engine: Engine,
+    scan_id: int,
+    truth: dict[str, Any],
+    *,
+    rendered: bool = True,
+    skip: Callable[[dict[str, Any]], bool] = lambda _e: False,
+) -> Comparison:
+    """Every check of every site and domain in ``truth`` against the findings of ``scan_id``.
+
+    ``rendered``: the scan rendered the pages that need it, so the badge is judged against the
+    rendered ground truth where one exists.
+    """
+    with engine.connect() as conn:
+        sites = {_norm_url(url): i for i, url in conn.execute(sa.select(Website.id, Website.url))}
+        domains = {a: i for i, a in conn.execute(sa.select(Domain.id, Domain.ascii))}
+        found: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
+            (subj, check): (status, reason, data or {})
+            for subj, check, status, reason, data in conn.execute(
+                sa.select(Finding.subject, Finding.check, Finding.status, Finding.reason, Finding.data).where(
+                    Finding.scan_id == scan_id
+                )
+            )
+        }
+    cmp = Comparison()
+
+    def one(subject: str, label: str, check: str, exp: dict[str, Any]) -> None:
+        got = found.get((subject, check))
+        exp_key = f"{exp['status']}/{exp['reason']}"
+        if got is None:
+            cmp.missing.append(f"{label} {check}: expected {exp_key}, no finding")
+            cmp.confusion[(check, exp_key, "(none)")] += 1
+            return
+        got_key = f"{got[0]}/{got[1]}"
+        cmp.compared += 1
+        cmp.confusion[(check, exp_key, got_key)] += 1
+        if got_key != exp_key:
+            cmp.mismatches.append(f"{label} {check}: expected {exp_key}, got {got_key}")
+
+    for site in truth["sites"]:
+        if skip(site):
+            continue
+        wid = sites.get(_norm_url(site["url"]))
+        label = f"{site.get('scenario')} {site['url']}"
+        if wid is None:
+            cmp.not_imported.append(site)
+            continue
+        for check in SITE_CHECKS:
+            exp = site["checks"].get(check)
+            if exp is None:
+                continue
+            if check == "badge":
+                exp = expected_badge(exp, rendered)
+            one(f"site:{wid}", label, check, exp)
+    for dom in truth["domains"]:
+        if skip(dom):
+            continue
+        did = domains.get(dom.get("ascii") or "")
+        label = f"{dom.get('scenario', '')} {dom['domain']}"
+        if did is None:
+            # Invalid names are refused by the registry import, so they never reach a scan.
+            continue
+        for check in DOMAIN_CHECKS:
+            exp = dom["checks"].get(check)
+            if exp is not None:
+                one(f"domain:{did}", label, check, exp)
+    return cmp
+
+
+def _norm_url(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    from crawler.resolver import to_ascii
+
+    parts = urlsplit(url.strip())
+    host = to_ascii(parts.hostname or "")
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
