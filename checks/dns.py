@@ -316,7 +316,10 @@ def classify_usage(
         return out("usage.own_site", f"跳转到本单位网站 {final}")
     err = (obs.error or "").lower()
     if err:
-        if err == "refused":
+        # A refused connection means no web server on that address: the domain is not used for the
+        # web. Not so for the registered site's own host: there it is the site being down, which the
+        # http check already calls unknown (never an accusation on one failed visit).
+        if err == "refused" and me != site_host:
             return out("usage.not_used", "域名解析正常，但服务器不接受网页访问（连接被拒绝）")
         return out("usage.unreachable", f"访问出错：{obs.error}")
     status = obs.status or 0

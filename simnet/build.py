@@ -64,6 +64,7 @@ REGISTRY_HEADERS = (
     "ICP备案号",
     "公安备案号",
     "政府网站标识码",
+    "政府网站",
     "网站标识代码",
     "标识状态",
     "职能审核",
@@ -435,6 +436,7 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
             site_id=spec.key,
             serial=spec.serial * 10 + i,
             hosts_on_cn=hosts if on_site else None,
+            site_readable=http_status != sc.UNKNOWN,
         )
     if not spec.en_host and spec.domains and spec.domains[0].ascii:
         site.host = spec.domains[0].ascii
@@ -494,6 +496,8 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
                 "ICP备案号": icp_reg,
                 "公安备案号": f"{unit.province_char}公网安备{pol_reg}号" if pol_reg else "",
                 "政府网站标识码": code_reg if party else "",
+                # Explicit, so a government site without a registered 标识码 is still one.
+                "政府网站": "是" if party else "否",
                 "网站标识代码": own.code if spec.badge_status == "已通过" else "",
                 "标识状态": spec.badge_status,
             },
@@ -564,9 +568,11 @@ def _build_domain(
     site_id: str | None,
     serial: int,
     hosts_on_cn: list[HostSite] | None,
+    site_readable: bool = True,
 ) -> None:
     """DNS, web and ground truth of one Chinese domain. ``site`` is (url, address, routes) of the site it
-    belongs to; ``hosts_on_cn`` when the site itself lives on this domain."""
+    belongs to; ``hosts_on_cn`` when the site itself lives on this domain, and then ``site_readable`` says
+    whether its page can be read (if not, the domain's use is as unknown as the site's)."""
     name = d.ascii
     rule_status, rule_reason = sc.DOMAIN[d.rule]
     if d.rule == "ok" and name is not None:
@@ -636,7 +642,7 @@ def _build_domain(
     if dns_status == sc.UNKNOWN:
         truth["checks"]["usage"] = v(*sc.USAGE["unreachable"])
         return
-    truth["checks"]["usage"] = v(*sc.USAGE[usage])
+    truth["checks"]["usage"] = v(*sc.USAGE[usage if site_readable or hosts_on_cn is None else "unreachable"])
     if hosts_on_cn is not None:
         return  # the site's own host object serves this name
     if usage == "own_site_redirect" and site is not None:

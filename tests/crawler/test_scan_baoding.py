@@ -10,7 +10,6 @@ import pytest
 
 from storage.db import make_engine
 from tests.crawler.scanning import workspace
-from tests.crawler.test_scan_catalogue import upstream
 from tests.crawler.truth import compare
 
 
@@ -29,20 +28,7 @@ def test_baoding_every_check_matches_ground_truth(
     assert result["status"] == "finished", result
     engine = make_engine(ws.db_url)
     truth = net.ground_truth
-    sites = {s["id"]: s for s in truth["sites"]}
-
-    def skip(entry: dict[str, Any]) -> bool:
-        # simnet expects usage.own_site for a Chinese domain that is itself the address of a site whose
-        # page cannot be read, but usage.unreachable for an English domain in the same position; the
-        # usage check answers unreachable for both. Reported to simnet/checks; excluded until settled.
-        site = sites.get(entry.get("site_id") or "")
-        if entry.get("kind") != "english" and site is not None and "ascii" in entry:
-            on_site = entry["ascii"] in site.get("hosts", []) or site["url"].split("/")[2] == entry["domain"]
-            if on_site and site["checks"]["http"]["status"] == "unknown":
-                return True
-        return upstream(entry)
-
-    cmp = compare(engine, int(result["scan_id"]), truth, rendered=True, skip=skip)
+    cmp = compare(engine, int(result["scan_id"]), truth, rendered=True)
     engine.dispose()
     assert cmp.compared > 10_000, cmp.report()
     for site in cmp.not_imported:

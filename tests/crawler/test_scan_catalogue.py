@@ -4,55 +4,23 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
 from storage.models import Capture, Finding, Scan
 from tests.crawler.conftest import ScannedCatalogue
-from tests.crawler.truth import compare, dead_address
-
-# Where simnet's ground truth and the scan disagree for a reason outside the crawler (reported to the
-# owners). ``test_known_upstream_disagreements`` (strict xfail) fails as soon as they are fixed, so the
-# exclusions cannot outlive the bugs.
-UPSTREAM_SCENARIOS = {
-    # checks/storage answer site_code.not_required for a government site whose registry row has no
-    # 标识码; simnet expects site_code.not_in_registry.
-    "site_code.not_in_registry": "site_code of a government site without 标识码 in the registry",
-}
-UPSTREAM_REASON = (
-    "simnet: DEAD_ADDR 127.60.0.250 is bound by the web farm (connections are not refused); "
-    + "; ".join(UPSTREAM_SCENARIOS.values())
-)
-
-
-def upstream(entry: dict[str, Any]) -> bool:
-    return dead_address(entry) or entry.get("scenario") in UPSTREAM_SCENARIOS
+from tests.crawler.truth import compare
 
 
 def test_every_check_matches_ground_truth(scanned_catalogue: ScannedCatalogue) -> None:
     sc = scanned_catalogue
     assert sc.scan["status"] == "finished", sc.scan
     engine = make_engine(sc.ws.db_url)
-    cmp = compare(engine, sc.scan_id, sc.truth, rendered=True, skip=upstream)
+    cmp = compare(engine, sc.scan_id, sc.truth, rendered=True)
     engine.dispose()
     assert cmp.compared > 900, cmp.report()
-    assert cmp.ok, "\n" + cmp.report()
-
-
-@pytest.mark.xfail(strict=True, reason=UPSTREAM_REASON)
-def test_known_upstream_disagreements(scanned_catalogue: ScannedCatalogue) -> None:
-    sc = scanned_catalogue
-    truth = dict(sc.truth)
-    truth["sites"] = [s for s in truth["sites"] if upstream(s)]
-    truth["domains"] = [d for d in truth["domains"] if upstream(d)]
-    engine = make_engine(sc.ws.db_url)
-    cmp = compare(engine, sc.scan_id, truth, rendered=True)
-    engine.dispose()
-    assert cmp.compared > 0
     assert cmp.ok, "\n" + cmp.report()
 
 

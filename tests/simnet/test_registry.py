@@ -27,6 +27,7 @@ HEADERS = [
     "ICP备案号",
     "公安备案号",
     "政府网站标识码",
+    "政府网站",
     "网站标识代码",
     "标识状态",
     "职能审核",
@@ -142,8 +143,10 @@ def _check_rows(rows: list[dict[str, str]], invalid_ok: set[str]) -> None:
             assert try_ascii(d) is not None or d in invalid_ok, (n, d)
         if row["网站地址"]:
             assert row["标识状态"] in ("已通过", "审核中", "未申请")
+            # Sites of 党政机关 are government sites (they need a 标识码), said explicitly.
+            assert row["政府网站"] == ("是" if row["机构类别"] == "党政机关" else "否"), (n, row)
         else:  # a unit without a website: site columns empty
-            assert not any(row[h] for h in HEADERS[5:13]), (n, row)
+            assert not any(row[h] for h in HEADERS[5:14]), (n, row)
         assert row["职能审核"] in ("是", "否")
         if row["网站标识代码"]:
             assert re.fullmatch(r"CA\d{21}", row["网站标识代码"])
