@@ -174,10 +174,18 @@ def _variants(hosts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v for h in hosts for v in dict.fromkeys((h.lower(), h.upper())))
 
 
-def _outside_scripts(text: str, needle: str, script_text: list[str]) -> bool:
-    """Whether ``needle`` occurs in the source other than inside scripts (their text or ``src``)."""
+def _outside_scripts(text: str, needle: str, script_text: str) -> bool:
+    """Whether ``needle`` occurs in the source other than inside scripts (their text or ``src``).
+
+    ``script_text`` is every script's text and ``src`` joined by NUL (see :func:`_joined_scripts`): a
+    needle without NUL cannot span two scripts, so one C-level count replaces a count per script.
+    """
     total = text.count(needle)
-    return bool(total) and total > sum(t.count(needle) for t in script_text)
+    return bool(total) and total > script_text.count(needle)
+
+
+def _joined_scripts(scripts: list[etree._Element]) -> str:
+    return "\0".join([(el.text or "") + "\n" + (el.get("src") or "") for el in scripts])
 
 
 def _contains_any(value: str | None, needles: list[str]) -> bool:
@@ -199,7 +207,7 @@ def _candidates(
     if scripts is None:
         scripts = list(root.iter("script"))
     found: list[etree._Element] = list(scripts)
-    script_text = [(el.text or "") + "\n" + (el.get("src") or "") for el in scripts]
+    script_text = _joined_scripts(scripts)
     for tag in ("iframe", "frame"):
         if f"<{tag}" in text or f"<{tag.upper()}" in text:
             found.extend(el for el in root.iter(tag) if el.get("src"))
@@ -234,7 +242,7 @@ def _host_pattern(hosts: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(h) for h in hosts) or "(?!)", re.I)
 
 
-def _present(text: str, hosts: tuple[str, ...], script_text: list[str]) -> bool:
+def _present(text: str, hosts: tuple[str, ...], script_text: str) -> bool:
     """Whether one of ``hosts`` occurs in the source outside scripts, in any letter case."""
     if any(_outside_scripts(text, v, script_text) for v in _variants(hosts)):
         return True
@@ -242,7 +250,7 @@ def _present(text: str, hosts: tuple[str, ...], script_text: list[str]) -> bool:
     # every check together; a pattern that starts at the host's first dot is found by a fast literal
     # search, and the few hits are confirmed by the label before the dot.
     total = sum(_mixed_count(text, h) for h in hosts)
-    return bool(total) and total > sum(_mixed_count(t, h) for t in script_text for h in hosts)
+    return bool(total) and total > sum(_mixed_count(script_text, h) for h in hosts)
 
 
 @lru_cache(maxsize=16)
@@ -257,7 +265,24 @@ def _tail_pattern(host: str) -> tuple[str, re.Pattern[str]]:
 def _mixed_count(text: str, host: str) -> int:
     head, pattern = _tail_pattern(host)
     n = len(head)
-    return sum(1 for m in pattern.finditer(text) if text[m.start() - n : m.start()].lower() == head)
+    return sum(1 for at in _tail_starts(text, pattern) if text[at - n : at].lower() == head)
+
+
+# The verification and script hosts share their tail (``.conac.cn``): the scan of a page for it is done
+# once and read for every host (identity-checked; a few entries, finished pages are not kept alive).
+_TAIL_MEMO: dict[tuple[int, re.Pattern[str]], tuple[str, list[int]]] = {}
+
+
+def _tail_starts(text: str, pattern: re.Pattern[str]) -> list[int]:
+    key = (id(text), pattern)
+    hit = _TAIL_MEMO.get(key)
+    if hit is not None and hit[0] is text:
+        return hit[1]
+    starts = [m.start() for m in pattern.finditer(text)]
+    if len(_TAIL_MEMO) >= 8:
+        _TAIL_MEMO.clear()
+    _TAIL_MEMO[key] = (text, starts)
+    return starts
 
 
 # --- evidence -----------------------------------------------------------------------------------
