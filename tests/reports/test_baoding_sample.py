@@ -18,21 +18,13 @@ pytestmark = pytest.mark.slow
 
 def test_baoding_sample_reproduces_every_row(tmp_path: Path) -> None:
     from simnet.samples import load
-    from storage.registry import ImportRefused, import_registry
+    from storage.registry import import_registry
 
     sample = load("baoding", tmp_path / "sample")
     engine = new_engine(f"sqlite:///{tmp_path / 'bd.db'}")
-    try:
-        import_registry(engine, sample.registry_path, sample.offices_path)
-    except ImportRefused as exc:
-        # Known conflict (reported to the lead): the sample carries wrong-kind Chinese domains
-        # (a finding per domain.md §2) that the registry import refuses as bad rows. Until the two
-        # agree, the end-to-end comparison cannot run; tests/reports/test_source_db.py covers the
-        # same counting on a registry built in the test.
-        pytest.xfail(
-            "registry import refused rows of the baoding sample: "
-            + "; ".join(str(e) for e in exc.report.errors[:3])
-        )
+    # The whole sample must import: any refused row would move a figure of 附件1.
+    report = import_registry(engine, sample.registry_path, sample.offices_path)
+    assert report.bad_lines == [], report.bad_lines
     published = seed_table()
     with Session(engine) as s:
         table = coverage_from_db(s, "130600", dt.date(2015, 3, 31), published=published)
