@@ -51,7 +51,7 @@ def build_context(config: Config) -> ScanContext:
     if config.https_port != 443:
         port_map[443] = config.https_port
     resolver = ScanResolver(config.nameserver_addrs(), timeout=config.dns_timeout_s)
-    guard = AddressGuard(config.allow_private, getattr(config, "allow_networks", ()) or ())
+    guard = AddressGuard(config.allow_private, config.allow_networks)
     return ScanContext(config, resolver, guard, port_map)
 
 

@@ -31,6 +31,8 @@ class Config:
     https_port: int = 443
     # Allow fetching loopback/private targets (only the simnet configuration does).
     allow_private: bool = False
+    # Private networks (CIDR) that may be fetched all the same, e.g. an intranet hosting platform.
+    allow_networks: list[str] = field(default_factory=list)
     # CA bundle to trust in addition to the system one (the simnet CA).
     ca_file: str = ""
     user_agent: str = "badgewatch/0.1 (+https://xn--zfr164b/badgewatch; 网标巡检)"
@@ -41,6 +43,8 @@ class Config:
     max_body_bytes: int = 5 * 1024 * 1024
     max_subresources: int = 8
     confirm_attempts: int = 2
+    # Seconds before a failure is tried again in the same scan (confirmation).
+    confirm_delay_s: float = 2.0
     render: str = "auto"
     chromium_path: str = "/usr/bin/chromium"
     # Hosts of CONAC's hosted "red pages" (网络红页): not confirmed from public material, so configurable.

@@ -87,7 +87,7 @@ class SitesSpider(Spider):
             today=date.today(),
         )
         self.confirm_attempts = max(1, int(config.confirm_attempts))
-        self.confirm_delay = float(getattr(config, "confirm_delay_s", 2.0))
+        self.confirm_delay = config.confirm_delay_s
         # Subjects in flight are bounded so memory stays flat whatever the registry size.
         self.slots = asyncio.Semaphore(max(16, config.concurrency * 2))
 
