@@ -56,12 +56,12 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
         return FetchError.REFUSED, text
     if isinstance(exc, (terr.TimeoutError, terr.TCPTimedOutError, TimeoutError)) or "took longer than" in low:
         return FetchError.TIMEOUT, text
-    # twisted.web wraps the real cause(s) in ResponseNeverReceived / ResponseFailed: look inside.
-    reasons = getattr(exc, "reasons", None)
-    if reasons:
-        inner = " ".join(f"{type(r.value).__name__}: {r.value}" for r in reasons)
-        text = f"{name}: {inner}"[:300]
-        low = text.lower()
+    # twisted.web (ResponseNeverReceived / ResponseFailed) and Scrapy (DownloadFailedError) wrap the
+    # real cause(s), as twisted Failures: name those, not the wrapper's repr of them.
+    causes = _causes(exc)
+    if causes:
+        text = " ".join(f"{type(c).__name__}: {c}" for c in causes)[:300]
+        low = f"{name} {text}".lower()
     if "ssl" in low or "tls" in low or "certificate" in low or "handshake" in low:
         return FetchError.TLS, text
     if "timeout" in low or "timed out" in low:
@@ -79,6 +79,20 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
     ):
         return FetchError.RESET, text
     return FetchError.OTHER, text
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exceptions a wrapper carries: twisted ``reasons``, Failures in its args, or ``__cause__``."""
+    found: list[BaseException] = []
+    for item in [*(getattr(exc, "reasons", None) or ()), *exc.args]:
+        items = item if isinstance(item, (list, tuple)) else [item]
+        for x in items:
+            value = getattr(x, "value", x)  # a twisted Failure carries the exception in .value
+            if isinstance(value, BaseException) and value is not exc and all(value is not f for f in found):
+                found.append(value)
+    if not found and exc.__cause__ is not None:
+        found.append(exc.__cause__)
+    return found
 
 
 def is_too_large(detail: str) -> bool:

@@ -110,3 +110,22 @@ def test_unreadable_page_checks_carry_the_http_reason() -> None:
     http = classify_http(FetchOutcome(url="http://a/", error=FetchError.TIMEOUT))
     badge = unreadable("badge", http)
     assert (badge.check, badge.status, badge.reason) == ("badge", Status.UNKNOWN, "http.timeout")
+
+
+def test_wrapped_network_errors_are_named_by_their_cause() -> None:
+    """Scrapy/twisted wrap the real failure; the record names it, not the wrapper's repr of it."""
+    from scrapy.exceptions import DownloadFailedError
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+    from twisted.web._newclient import ResponseNeverReceived
+
+    from crawler.errors import classify_exception
+
+    try:
+        raise ConnectionLost()
+    except ConnectionLost:
+        failure = Failure()
+    for wrapper in (ResponseNeverReceived([failure]), DownloadFailedError([failure])):
+        kind, detail = classify_exception(wrapper)
+        assert kind == FetchError.RESET
+        assert detail.startswith("ConnectionLost: ") and "twisted.python" not in detail
