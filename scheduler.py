@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -46,6 +45,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from crawler.scanrun import holder_alive, holder_id
 from storage.config import Config
 from storage.db import DatabaseError, current_revision, head_revision, upgrade
 from storage.models import ScheduleRun, ScheduleStage
@@ -112,23 +112,6 @@ def ensure_tables(engine: Engine) -> None:
             if attempt == 2:
                 raise
             time.sleep(0.5)
-
-
-def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_alive(holder: str) -> bool:
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine: only the heartbeat can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -478,7 +461,7 @@ def _takeable(row: Any) -> bool:
         return False
     beat = _aware(row.heartbeat_at)
     stale = beat is None or now_utc() - beat > dt.timedelta(seconds=STALE_RUN_S)
-    return stale or not _holder_alive(row.holder)
+    return stale or not holder_alive(row.holder)
 
 
 def take_over(engine: Engine, run_id: int, holder: str) -> bool:

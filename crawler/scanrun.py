@@ -41,7 +41,8 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _holder_alive(holder: str) -> bool:
+def holder_alive(holder: str) -> bool:
+    """Whether the process named by a lock's holder id may still be running."""
     host, _, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine: only the heartbeat can tell
@@ -55,7 +56,7 @@ def _holder_alive(holder: str) -> bool:
 
 
 def _stale(row: Any) -> bool:
-    if not _holder_alive(row.holder):
+    if not holder_alive(row.holder):
         return True
     beat = row.heartbeat_at
     return beat is None or utcnow() - beat > timedelta(seconds=STALE_AFTER_S)
