@@ -7,7 +7,7 @@ are skipped inside the query.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -145,6 +145,14 @@ def _not_done(scan_id: int, column: Any, prefix: str) -> Any:
     return ~sa.exists(done)
 
 
+def _site_query() -> Any:
+    return sa.select(Website).options(selectinload(Website.unit), selectinload(Website.domains))
+
+
+def _site_jobs(sites: Iterable[Website]) -> list[SiteJob]:
+    return [SiteJob(w.id, w.url, expected_for(w)) for w in sites]
+
+
 def iter_site_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[SiteJob]:
     """Websites in scope without findings in ``scan_id`` yet, in id order, a page at a time."""
     with Session(engine) as s:
@@ -153,20 +161,54 @@ def iter_site_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[SiteJ
     while True:
         with Session(engine) as s:
             q = (
-                sa.select(Website)
-                .where(Website.id > last, *_site_filter(scope), _not_done(scan_id, Website.id, "site:"))
-                .options(selectinload(Website.unit), selectinload(Website.domains))
+                _site_query()
+                .where(Website.id > last, _not_done(scan_id, Website.id, "site:"))
                 .order_by(Website.id)
                 .limit(PAGE)
             )
-            if limited is not None:
-                q = q.where(Website.id.in_(limited)) if limited else q.where(sa.false())
-            sites = list(s.scalars(q))
-            jobs = [SiteJob(w.id, w.url, expected_for(w)) for w in sites]
+            jobs = _site_jobs(s.scalars(_site_scope(q, scope, limited)))
         if not jobs:
             return
         last = jobs[-1].website_id
         yield from jobs
+
+
+def _domain_query() -> Any:
+    return sa.select(Domain).options(
+        selectinload(Domain.unit).selectinload(Unit.websites).selectinload(Website.domains),
+        selectinload(Domain.unit).selectinload(Unit.domains),
+        selectinload(Domain.website).selectinload(Website.domains),
+    )
+
+
+def _domain_jobs(rows: Iterable[Domain]) -> list[DomainJob]:
+    return [
+        DomainJob(
+            domain_id=d.id,
+            name=d.name,
+            ascii=d.ascii,
+            kind=d.kind,
+            unit_kind=d.unit.kind,
+            expiry=d.expiry,
+            site_urls=tuple(sorted(w.url for w in d.unit.websites)),
+            expected=domain_expected(d),
+        )
+        for d in rows
+    ]
+
+
+def _site_scope(q: Any, scope: Scope, limited: list[int] | None) -> Any:
+    if limited is not None:
+        return q.where(Website.id.in_(limited)) if limited else q.where(sa.false())
+    return q.where(*_site_filter(scope))
+
+
+def _domain_scope(q: Any, scope: Scope, limited: list[int] | None) -> Any:
+    if limited is not None:
+        return q.where(Domain.website_id.in_(limited)) if limited else q.where(sa.false())
+    if scope.office_codes:
+        return q.where(Domain.unit_id.in_(sa.select(Unit.id).where(Unit.office_code.in_(scope.office_codes))))
+    return q
 
 
 def iter_domain_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[DomainJob]:
@@ -177,40 +219,73 @@ def iter_domain_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[Dom
     while True:
         with Session(engine) as s:
             q = (
-                sa.select(Domain)
+                _domain_query()
                 .where(Domain.id > last, _not_done(scan_id, Domain.id, "domain:"))
-                .options(
-                    selectinload(Domain.unit).selectinload(Unit.websites).selectinload(Website.domains),
-                    selectinload(Domain.unit).selectinload(Unit.domains),
-                    selectinload(Domain.website).selectinload(Website.domains),
-                )
                 .order_by(Domain.id)
                 .limit(PAGE)
             )
-            if limited is not None:
-                q = q.where(Domain.website_id.in_(limited)) if limited else q.where(sa.false())
-            elif scope.office_codes:
-                q = q.where(
-                    Domain.unit_id.in_(sa.select(Unit.id).where(Unit.office_code.in_(scope.office_codes)))
-                )
-            rows = list(s.scalars(q))
-            jobs = [
-                DomainJob(
-                    domain_id=d.id,
-                    name=d.name,
-                    ascii=d.ascii,
-                    kind=d.kind,
-                    unit_kind=d.unit.kind,
-                    expiry=d.expiry,
-                    site_urls=tuple(sorted(w.url for w in d.unit.websites)),
-                    expected=domain_expected(d),
-                )
-                for d in rows
-            ]
+            jobs = _domain_jobs(s.scalars(_domain_scope(q, scope, limited)))
         if not jobs:
             return
         last = jobs[-1].domain_id
         yield from jobs
+
+
+def iter_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[Job]:
+    """Every subject of the scope without findings in ``scan_id`` yet: websites, then domains."""
+    yield from iter_site_jobs(engine, scope, scan_id)
+    yield from iter_domain_jobs(engine, scope, scan_id)
+
+
+def iter_subjects(engine: Engine, scope: Scope, scan_id: int) -> Iterator[str]:
+    """The ``subject`` strings of :func:`iter_jobs`, read with id-only queries (cheap: for seeding
+    a shared frontier, where :func:`load_jobs` rebuilds each job when a worker takes it)."""
+    with Session(engine) as s:
+        limited = _limited_site_ids(s, scope)
+    pages: list[tuple[str, Any, Any]] = [
+        ("site:", Website.id, lambda q: _site_scope(q, scope, limited)),
+        ("domain:", Domain.id, lambda q: _domain_scope(q, scope, limited)),
+    ]
+    for prefix, column, scoped in pages:
+        last = 0
+        while True:
+            with Session(engine) as s:
+                q = sa.select(column).where(column > last, _not_done(scan_id, column, prefix))
+                ids = list(s.scalars(scoped(q).order_by(column).limit(PAGE * 4)))
+            if not ids:
+                break
+            last = ids[-1]
+            yield from (f"{prefix}{i}" for i in ids)
+
+
+def parse_subject(subject: str) -> tuple[str, int]:
+    """``"site:12"`` → ``("site", 12)``; :class:`ValueError` for anything else."""
+    kind, _, raw = subject.partition(":")
+    if kind not in ("site", "domain") or not raw.isdigit():
+        raise ValueError(f"not a subject: {subject!r}")
+    return kind, int(raw)
+
+
+def load_jobs(engine: Engine, subjects: Iterable[str]) -> list[Job]:
+    """The jobs of ``subjects`` (as :func:`iter_subjects` yields them), rebuilt from the registry.
+
+    Subjects whose website or domain no longer exists are left out (the registry changed mid-scan).
+    """
+    ids: dict[str, list[int]] = {"site": [], "domain": []}
+    order: list[str] = []
+    for subject in subjects:
+        kind, i = parse_subject(subject)
+        ids[kind].append(i)
+        order.append(subject)
+    by_subject: dict[str, Job] = {}
+    with Session(engine) as s:
+        if ids["site"]:
+            for sj in _site_jobs(s.scalars(_site_query().where(Website.id.in_(ids["site"])))):
+                by_subject[sj.subject] = sj
+        if ids["domain"]:
+            for dj in _domain_jobs(s.scalars(_domain_query().where(Domain.id.in_(ids["domain"])))):
+                by_subject[dj.subject] = dj
+    return [by_subject[x] for x in order if x in by_subject]
 
 
 def domain_expected(d: Domain) -> Expected:

@@ -25,7 +25,7 @@ from crawler.certs import CertJudge
 from crawler.context import get_context
 from crawler.fetcher import ScrapyFetcher
 from crawler.flow import Flow, SubjectResult
-from crawler.jobs import DomainJob, Job, Scope, SiteJob, iter_domain_jobs, iter_site_jobs
+from crawler.jobs import DomainJob, Job, Scope, SiteJob, iter_jobs
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
 from storage.models import Scan
@@ -93,13 +93,9 @@ class SitesSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         assert self.scan_id is not None
-        for jobs in (
-            iter_site_jobs(self.db, self.scope, self.scan_id),
-            iter_domain_jobs(self.db, self.scope, self.scan_id),
-        ):
-            for job in jobs:
-                await self.slots.acquire()
-                yield self._entry(job, first=time.monotonic())
+        for job in iter_jobs(self.db, self.scope, self.scan_id):
+            await self.slots.acquire()
+            yield self._entry(job, first=time.monotonic())
 
     def _entry(self, job: Job, first: float, priority: int = 0) -> Request:
         return Request(
