@@ -157,23 +157,32 @@ def _env(net: Any, workdir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _measured(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
-    """Run ``cmd`` through a tiny wrapper that reports the child's peak RSS (KiB)."""
+def _measured(
+    cmd: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.CompletedProcess[str], int, float]:
+    """Run ``cmd`` through a tiny wrapper that reports the child's peak RSS (KiB) and CPU seconds.
+
+    CPU seconds make the comparison robust on a shared machine: the crawler is CPU-bound, so its
+    requests per CPU-second are what its requests per second would be with a core to itself."""
     wrapper = (
         "import resource, subprocess, sys\n"
         "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
         "sys.stdout.write(p.stdout)\n"
-        "sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "sys.stderr.write('PEAK_RSS_KB=%d\\n' % u.ru_maxrss)\n"
+        "sys.stderr.write('CPU_S=%.3f\\n' % (u.ru_utime + u.ru_stime))\n"
         "sys.exit(p.returncode)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", wrapper, *cmd], env=env, cwd=cwd, capture_output=True, text=True
     )
-    peak = 0
+    peak, cpu = 0, 0.0
     for line in proc.stderr.splitlines():
         if line.startswith("PEAK_RSS_KB="):
             peak = int(line.split("=", 1)[1])
-    return proc, peak
+        elif line.startswith("CPU_S="):
+            cpu = float(line.split("=", 1)[1])
+    return proc, peak, cpu
 
 
 def _bw(*args: str) -> list[str]:
@@ -194,17 +203,17 @@ def _prepare(net: Any, workdir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _scan(net: Any, workdir: Path, render: str, concurrency: int) -> tuple[dict[str, Any], int]:
+def _scan(net: Any, workdir: Path, render: str, concurrency: int) -> tuple[dict[str, Any], int, float]:
     env = _env(net, workdir)
-    proc, peak = _measured(
+    proc, peak, cpu = _measured(
         _bw("scan", "--json", "--render", render, "--concurrency", str(concurrency)), env, workdir
     )
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-4000:])
-    return json.loads(proc.stdout), peak
+    return json.loads(proc.stdout), peak, cpu
 
 
-def _bare(net: Any, workdir: Path, concurrency: int) -> tuple[dict[str, Any], int]:
+def _bare(net: Any, workdir: Path, concurrency: int) -> tuple[dict[str, Any], int, float]:
     truth = net.ground_truth
     urls, hosts = [], {}
     for site in truth["sites"]:
@@ -222,10 +231,10 @@ def _bare(net: Any, workdir: Path, concurrency: int) -> tuple[dict[str, Any], in
         str(net.http_port),
         str(concurrency),
     ]
-    proc, peak = _measured(cmd, _env(net, workdir), workdir)
+    proc, peak, cpu = _measured(cmd, _env(net, workdir), workdir)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-4000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1]), peak
+    return json.loads(proc.stdout.strip().splitlines()[-1]), peak, cpu
 
 
 def bench_rate(sites: int, concurrency: int) -> dict[str, Any]:
@@ -236,17 +245,28 @@ def bench_rate(sites: int, concurrency: int) -> dict[str, Any]:
         net = SimNet("generated", workdir=work / "net", options={"sites": sites, "failure_rate": 0.0}).start()
         try:
             import_s = _prepare(net, work)
-            bare, bare_rss = _bare(net, work, concurrency)
-            ours, ours_rss = _scan(net, work, "auto", concurrency)
+            # The baseline runs before and after ours: a load change on the shared machine during the
+            # run then weighs on both sides instead of on one.
+            bare1 = _bare(net, work, concurrency)
+            ours, ours_rss, ours_cpu = _scan(net, work, "auto", concurrency)
+            bare2 = _bare(net, work, concurrency)
         finally:
             net.stop()
     c = ours["counters"]
     elapsed = float(c["elapsed_s"])
     our_rate = c["requests"] / elapsed if elapsed else 0.0
+    bare_runs = [
+        b | {"peak_rss_mb": round(rss / 1024), "cpu_s": round(cpu, 1)} for b, rss, cpu in (bare1, bare2)
+    ]
+    bare_rate = sum(b["rate"] for b in bare_runs) / 2
+    bare_cpu_rate = sum(b["responses"] / b["cpu_s"] for b in bare_runs if b["cpu_s"]) / 2
+    our_cpu_rate = c["requests"] / ours_cpu if ours_cpu else 0.0
     return {
         "sites": sites,
         "import_s": round(import_s, 1),
-        "bare": bare | {"peak_rss_mb": round(bare_rss / 1024)},
+        "bare": bare_runs,
+        "bare_rate": round(bare_rate, 1),
+        "bare_requests_per_cpu_s": round(bare_cpu_rate, 1),
         "ours": {
             "status": ours["status"],
             "subjects": c["subjects"],
@@ -254,34 +274,105 @@ def bench_rate(sites: int, concurrency: int) -> dict[str, Any]:
             "requests": c["requests"],
             "elapsed_s": elapsed,
             "request_rate": round(our_rate, 1),
+            "cpu_s": round(ours_cpu, 1),
+            "requests_per_cpu_s": round(our_cpu_rate, 1),
             "sites_per_s": round(sites / elapsed, 1) if elapsed else 0.0,
             "requests_per_site": round(c["requests"] / sites, 2),
             "renders": c.get("renders", 0),
             "dns_lookups": c.get("dns_lookups", 0),
             "peak_rss_mb": round(ours_rss / 1024),
         },
-        "ratio": round(our_rate / bare["rate"], 3) if bare["rate"] else 0.0,
+        "ratio": round(our_rate / bare_rate, 3) if bare_rate else 0.0,
+        "ratio_cpu": round(our_cpu_rate / bare_cpu_rate, 3) if bare_cpu_rate else 0.0,
     }
 
 
-def bench_memory(sizes: tuple[int, ...], concurrency: int) -> dict[str, Any]:
+def _proc_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _findings_subjects(db_url: str) -> int:
+    import sqlalchemy as sa
+
+    from storage.db import make_engine
+    from storage.models import Finding
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count(sa.distinct(Finding.subject)))).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _sampled_scan(net: Any, work: Path, concurrency: int, budget_s: float | None) -> dict[str, Any]:
+    """A ``--render never`` scan with its RSS sampled every 2 s (``/proc``); stopped after ``budget_s``."""
+    env = _env(net, work)
+    proc = subprocess.Popen(
+        _bw("scan", "--json", "--render", "never", "--concurrency", str(concurrency)),
+        env=env,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    t0 = time.monotonic()
+    samples: list[tuple[float, int, int]] = []  # (seconds, subjects done, RSS KiB)
+    peak = 0
+    stopped = False
+    while proc.poll() is None:
+        time.sleep(2)
+        peak = max(peak, _proc_kib(proc.pid, "VmHWM"))
+        elapsed = time.monotonic() - t0
+        if len(samples) < 1 or elapsed - samples[-1][0] >= 20:
+            samples.append(
+                (
+                    round(elapsed),
+                    _findings_subjects(env["BADGEWATCH_DATABASE_URL"]),
+                    _proc_kib(proc.pid, "VmRSS"),
+                )
+            )
+        if budget_s is not None and elapsed > budget_s and proc.poll() is None:
+            peak = max(peak, _proc_kib(proc.pid, "VmHWM"))
+            proc.kill()
+            stopped = True
+    proc.communicate()
+    done = _findings_subjects(env["BADGEWATCH_DATABASE_URL"])
+    return {
+        "peak_rss_mb": round(peak / 1024),
+        "elapsed_s": round(time.monotonic() - t0, 1),
+        "subjects": done,
+        "complete": not stopped,
+        "samples": [{"s": s, "subjects": n, "rss_mb": round(r / 1024)} for s, n, r in samples],
+    }
+
+
+def bench_memory(sizes: tuple[int, ...], concurrency: int, budget_s: float | None = None) -> dict[str, Any]:
+    """Peak RSS of a scan per registry size. With ``budget_s``, scans larger than the smallest run
+    only that long (each still beyond the smallest scan's subject count, so every bounded cache has
+    filled as far as in the smallest scan) and the peak RSS is of that partial run."""
     from simnet.runtime import SimNet
 
     out: dict[str, Any] = {}
-    for n in sizes:
+    for i, n in enumerate(sizes):
         with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
             work = Path(tmp)
+            t0 = time.perf_counter()
             net = SimNet("generated", workdir=work / "net", options={"sites": n, "failure_rate": 0.0}).start()
             try:
-                _prepare(net, work)
-                ours, peak = _scan(net, work, "never", concurrency)
+                import_s = _prepare(net, work)
+                setup_s = time.perf_counter() - t0
+                result = _sampled_scan(net, work, concurrency, None if i == 0 else budget_s)
             finally:
                 net.stop()
-        out[str(n)] = {
-            "peak_rss_mb": round(peak / 1024),
-            "elapsed_s": ours["counters"]["elapsed_s"],
-            "subjects": ours["counters"]["subjects"],
-        }
+        out[str(n)] = result | {"import_s": round(import_s, 1), "setup_s": round(setup_s, 1)}
+        print(json.dumps({n: out[str(n)]}), flush=True)
     first, last = str(sizes[0]), str(sizes[-1])
     out["ratio"] = round(out[last]["peak_rss_mb"] / out[first]["peak_rss_mb"], 2)
     return out
@@ -366,22 +457,30 @@ def markdown(
     )
     lines.append("")
     if rate:
-        b, o = rate["bare"], rate["ours"]
+        o = rate["ours"]
         lines += [
-            f"Generated simnet, {rate['sites']:,} sites, failure rate 0 (both crawlers do the same work).",
+            f"Generated simnet, {rate['sites']:,} sites, failure rate 0 (both crawlers do the same work). "
+            "The baseline ran before and after our scan; its rate is the mean of the two.",
             "",
-            "| crawler | what it does | HTTP requests | time (s) | requests/s | sites/s "
-            "| requests/site | peak RSS |",
-            "| peak RSS |",
-            "|---|---|---|---|---|---|---|---|",
-            "| bare Scrapy (baseline) | home pages only, no DNS (table), no checks, no storage "
-            f"| {b['responses']:,} | "
-            f"{b['elapsed_s']} | **{b['rate']}** | {b['rate']} | 1 | {b['peak_rss_mb']} MB |",
+            "| crawler | what it does | HTTP requests | time (s) | requests/s | CPU (s) | requests/CPU-s "
+            "| sites/s | requests/site | peak RSS |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for i, b in enumerate(rate["bare"], 1):
+            lines.append(
+                f"| bare Scrapy, run {i} | home pages only, no DNS (table), no checks, no storage "
+                f"| {b['responses']:,} | {b['elapsed_s']} | **{b['rate']}** | {b['cpu_s']} "
+                f"| {round(b['responses'] / b['cpu_s'], 1) if b['cpu_s'] else '—'} | {b['rate']} | 1 "
+                f"| {b['peak_rss_mb']} MB |"
+            )
+        lines += [
             f"| `badgewatch scan` | DNS of every domain, home pages, domain usage, sub-resources, checks, "
-            f"evidence, database | {o['requests']:,} | {o['elapsed_s']} | **{o['request_rate']}** | "
-            f"{o['sites_per_s']} | {o['requests_per_site']} | {o['peak_rss_mb']} MB |",
+            f"evidence, database | {o['requests']:,} | {o['elapsed_s']} | **{o['request_rate']}** "
+            f"| {o['cpu_s']} | {o['requests_per_cpu_s']} | {o['sites_per_s']} | {o['requests_per_site']} "
+            f"| {o['peak_rss_mb']} MB |",
             "",
-            f"**Ratio (our requests/s ÷ baseline requests/s): {rate['ratio']}** (goal ≥ 0.5). "
+            f"**Ratio (our requests/s ÷ baseline requests/s): {rate['ratio']}**; per CPU-second "
+            f"(robust to load from other processes): **{rate['ratio_cpu']}** (goal ≥ 0.5). "
             f"Subjects (sites + domains) stored: {o['subjects']:,}; DNS lookups: {o['dns_lookups']:,}; "
             f"pages rendered in Chromium (`--render auto`): {o['renders']}.",
             "",
@@ -391,12 +490,21 @@ def markdown(
         lines += [
             "Peak memory as the registry grows (`--render never`, same benchmark):",
             "",
-            "| sites | subjects | time (s) | peak RSS |",
-            "|---|---|---|---|",
+            "| sites in the registry | subjects scanned | complete | time (s) | peak RSS |",
+            "|---|---|---|---|---|",
         ]
         for k in sizes:
             m = memory[k]
-            lines.append(f"| {int(k):,} | {m['subjects']:,} | {m['elapsed_s']} | {m['peak_rss_mb']} MB |")
+            lines.append(
+                f"| {int(k):,} | {m['subjects']:,} | {'yes' if m['complete'] else 'no (time budget)'} "
+                f"| {m['elapsed_s']} | {m['peak_rss_mb']} MB |"
+            )
+        lines += ["", "RSS over time (seconds: subjects done, RSS):", ""]
+        for k in sizes:
+            series = ", ".join(
+                f"{x['s']} s: {x['subjects']:,} / {x['rss_mb']} MB" for x in memory[k]["samples"]
+            )
+            lines.append(f"* {int(k):,} sites — {series}")
         lines += ["", f"**RSS ratio largest ÷ smallest: {memory['ratio']}** (goal ≤ 1.5).", ""]
     if render:
         au, al = render["auto"], render["always"]
@@ -424,6 +532,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--memory", action="store_true", help="also compare peak RSS at 10,000 and 100,000 sites")
     ap.add_argument("--memory-sizes", default="10000,100000")
+    ap.add_argument(
+        "--memory-budget-s",
+        type=float,
+        default=None,
+        help="stop the scans of the larger registries after this many seconds (peak RSS of the partial run)",
+    )
     ap.add_argument("--no-rate", action="store_true")
     ap.add_argument(
         "--render-compare",
@@ -439,7 +553,9 @@ def main() -> None:
         print(json.dumps(rate, indent=2))
     memory = None
     if args.memory:
-        memory = bench_memory(tuple(int(x) for x in args.memory_sizes.split(",")), args.concurrency)
+        memory = bench_memory(
+            tuple(int(x) for x in args.memory_sizes.split(",")), args.concurrency, args.memory_budget_s
+        )
         print(json.dumps(memory, indent=2))
     render = bench_render(args.render_compare, args.concurrency) if args.render_compare else None
     if render:

@@ -196,7 +196,7 @@ def _findings_by_subject(
         .order_by(Scan.started_at.desc(), Scan.id.desc())
     )
     for f, scan in session.execute(stmt):
-        key = f.website_id if column is Finding.website_id else f.domain_id
+        key = getattr(f, column.key)
         if key is not None:
             out[key].append((f, scan))
     return out
@@ -232,6 +232,13 @@ def derive_domains(session: Session, unit: Unit) -> Derived:
                 scans.add(use.scan_id)
                 text += "，" + _message(use.reason)
         parts.append(f"{label} {d.name}：{text}")
+    # The unit as a whole: a 党政机关/事业单位 holding no Chinese domain of its kind at all.
+    whole, _ = _latest(_findings_by_subject(session, Finding.unit_id, [unit.id])[unit.id], ("domain.",))
+    if whole is not None and whole.status == Status.FAIL:
+        invalid += 1
+        ids.append(whole.id)
+        scans.add(whole.scan_id)
+        parts.insert(0, f"中文域名：{_message(whole.reason)}")
     value = _value(valid, invalid, undecided, (VALID, PARTLY, INVALID))
     return Derived(value, "；".join(parts), tuple(ids), tuple(sorted(scans)), valid, invalid, undecided)
 

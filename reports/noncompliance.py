@@ -18,6 +18,9 @@ from typing import Any
 from checks.reasons import UnknownReasonError, describe
 from checks.verdict import Status
 
+# What a unit-level finding (e.g. no Chinese domain at all) is about, as users read it.
+UNIT_TARGET = "单位（全部域名）"
+
 
 @dataclass(frozen=True, slots=True)
 class FindingRecord:
@@ -30,7 +33,7 @@ class FindingRecord:
     unit_id: int
     unit_name: str
     unit_kind: str
-    subject: str  # "site:<id>" or "domain:<id>"
+    subject: str  # "site:<id>", "domain:<id>" or "unit:<id>" (the unit as a whole)
     check: str
     status: str
     reason: str
@@ -51,7 +54,7 @@ class FindingRecord:
         """The site or domain the problem is about, as users read it."""
         if self.site_url:
             return f"{self.site_name}（{self.site_url}）" if self.site_name else self.site_url
-        return self.domain
+        return self.domain or UNIT_TARGET
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,13 +346,17 @@ def finding_records(
         .join(Unit, Unit.id == Domain.unit_id)
         .where(Finding.scan_id == scan_id, Finding.website_id.is_(None))
     )
+    unit_q = sa.select(Finding, Unit).join(Unit, Unit.id == Finding.unit_id).where(Finding.scan_id == scan_id)
     if wanted is not None:
         site_q = site_q.where(Unit.office_code.in_(wanted))
         dom_q = dom_q.where(Unit.office_code.in_(wanted))
+        unit_q = unit_q.where(Unit.office_code.in_(wanted))
     for f, site, unit in session.execute(site_q):
         out.append(_record(f, unit, names, site_name=site.name, site_url=site.url))
     for f, dom, unit in session.execute(dom_q):
         out.append(_record(f, unit, names, domain=dom.name))
+    for f, unit in session.execute(unit_q):
+        out.append(_record(f, unit, names))
     return out
 
 

@@ -25,7 +25,7 @@ from simnet.dns_server import serve_dns
 from simnet.model import TlsMode, Universe
 from simnet.samples import Sample, load
 from simnet.tls import CertAuthority
-from simnet.web import Farm
+from simnet.web import KEEPALIVE_S, Farm
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class SimNet:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="simnet-"))
         self.privileged = privileged
         self.options = dict(options or {})
+        # A farm option, not a sample option: seconds an idle keep-alive connection stays open.
+        self.keepalive_s = float(self.options.pop("keepalive_s", KEEPALIVE_S))
         self.sample: Sample | None = None
         self.dns_port = 0
         self.http_port = 0
@@ -162,7 +164,7 @@ class SimNet:
             site = universe.host(host)
             return site.tls if site is not None else None
 
-        farm = Farm(universe, gzip_bomb)
+        farm = Farm(universe, gzip_bomb, keepalive_s=self.keepalive_s)
         self._farm = farm
         try:
             dns_port = 53 if self.privileged else 0

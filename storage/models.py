@@ -331,6 +331,8 @@ class Finding(Base):
         sa.ForeignKey("website.id", ondelete="SET NULL"), index=True
     )
     domain_id: Mapped[int | None] = mapped_column(sa.ForeignKey("domain.id", ondelete="SET NULL"), index=True)
+    # Set on unit-level findings only (subject ``unit:<id>``: does the unit hold a Chinese domain).
+    unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="SET NULL"), index=True)
     subject: Mapped[str] = mapped_column(sa.String(40))
     check: Mapped[str] = mapped_column(sa.String(40))
     status: Mapped[str] = mapped_column(sa.String(8), index=True)  # a checks.verdict.Status value

@@ -149,3 +149,29 @@ def test_gbk_pages_decode(simnet: SimNet) -> None:
         got = fetch(simnet, site["url"])
         assert site["unit"]["name"].encode("gb18030") in got.body
         assert site["unit"]["name"].encode("utf-8") not in got.body
+
+
+def test_idle_keep_alive_connections_are_closed(simnet_factory: Any) -> None:
+    """An idle keep-alive connection is closed by the farm after ``keepalive_s`` (as real servers do),
+    so a crawler visiting many hosts once each cannot exhaust descriptors; a busy one is not."""
+    net = simnet_factory("generated", sites=3, failure_rate=0.0, keepalive_s=0.5)
+    site = net.ground_truth["sites"][0]
+    host, addr = site["hosts"][0], site["address"]
+    with socket.create_connection((addr, net.http_port), timeout=5) as s:
+        s.settimeout(5)
+        for _ in range(3):  # requests 0.3 s apart keep it open past 0.5 s in all
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            head = s.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200 OK"), head[:100]
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            got = len(head.split(b"\r\n\r\n", 1)[1])
+            while got < length:
+                got += len(s.recv(65536))
+            time.sleep(0.3)
+        t0 = time.monotonic()
+        assert s.recv(1) == b""  # closed by the server, not by our timeout
+        assert time.monotonic() - t0 < 2
+    # A connection that never sends a request is closed too.
+    with socket.create_connection((addr, net.http_port), timeout=5) as s:
+        s.settimeout(5)
+        assert s.recv(1) == b""
