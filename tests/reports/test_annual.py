@@ -276,3 +276,48 @@ def test_badge_claims() -> None:
     assert disagreements(r) == []
     r.badge_displayed = "不知道"
     assert "无法识别" in disagreements(r)[0]
+
+
+def test_a_unit_without_a_chinese_domain_shows_in_field_3_and_in_the_office_list(tmp_path: Path) -> None:
+    """The scan's unit-level finding (``unit:<id>``, domain.no_chinese) reaches annual field 3 and the
+    office's non-compliance list, even though the unit's remaining domains are fine."""
+    from reports.annual import derive_domains
+    from reports.noncompliance import UNIT_TARGET
+    from reports.source import noncompliance_from_db
+    from storage.models import Domain, Finding
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'bw.db'}")
+    small_world(engine)
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    scan_id = add_scan(engine, t0, [("130621", "dns.ok", "pass", True)])
+    with Session(engine) as s:
+        unit = s.scalars(sa.select(Unit).where(Unit.office_code == "130621")).one()
+        # The unit's Chinese domain was dropped from the registry; an English one remains.
+        dom = unit.domains[0]
+        dom.name, dom.ascii, dom.kind = "www130621.example.gov.cn", "www130621.example.gov.cn", "english"
+        s.add(
+            Finding(
+                scan_id=scan_id,
+                unit_id=unit.id,
+                subject=f"unit:{unit.id}",
+                check="domain",
+                status="fail",
+                reason="domain.no_chinese",
+                confirmed=True,
+                detail="党政机关应注册 .政务 中文域名",
+                data={"chinese": [], "registered": ["www130621.example.gov.cn"]},
+            )
+        )
+        s.commit()
+        derived = derive_domains(s, unit)
+        assert s.scalars(sa.select(Domain).where(Domain.unit_id == unit.id)).one().kind == "english"
+    assert derived.value == "部分无效", derived
+    assert derived.detail.startswith("中文域名：单位未注册 .政务 或 .公益 中文域名"), derived.detail
+    with Session(engine) as s:
+        report = noncompliance_from_db(s, scan_id, "130600")
+    county = next(o for o in report.offices if o.office_code == "130621")
+    assert [(p.record.reason, p.record.target) for p in county.failures] == [
+        ("domain.no_chinese", UNIT_TARGET)
+    ]
+    others = [p for o in report.offices if o.office_code != "130621" for p in o.failures]
+    assert others == []
