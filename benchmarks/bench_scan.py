@@ -379,7 +379,9 @@ def bench_memory(sizes: tuple[int, ...], concurrency: int, budget_s: float | Non
 
 
 def bench_render(limit: int, concurrency: int) -> dict[str, Any]:
-    """``--render auto`` vs ``--render always`` on the first ``limit`` sites of the baoding sample."""
+    """``--render auto`` vs ``--render always`` on the baoding sample (its first ``limit`` websites and
+    their domains; 0: the whole sample). ``auto`` runs before and after ``always`` (a load change on
+    the shared machine then weighs on both sides); each run has its own database."""
     import sqlalchemy as sa
 
     from simnet.runtime import SimNet
@@ -389,40 +391,33 @@ def bench_render(limit: int, concurrency: int) -> dict[str, Any]:
     out: dict[str, Any] = {"limit": limit}
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         net = SimNet("baoding", workdir=Path(tmp) / "net").start()
+        out["sample_sites"] = len(net.ground_truth["sites"])
         try:
             verdicts: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
-            for mode in ("auto", "always"):
-                work = Path(tmp) / mode
+            for run, mode in (("auto", "auto"), ("always", "always"), ("auto_after", "auto")):
+                work = Path(tmp) / run
                 work.mkdir()
                 _prepare(net, work)
                 env = _env(net, work)
+                args = ["scan", "--json", "--render", mode, "--concurrency", str(concurrency)]
+                if limit:
+                    args += ["--limit", str(limit)]
                 t0 = time.perf_counter()
-                proc = subprocess.run(
-                    _bw(
-                        "scan",
-                        "--json",
-                        "--render",
-                        mode,
-                        "--limit",
-                        str(limit),
-                        "--concurrency",
-                        str(concurrency),
-                    ),
-                    env=env,
-                    cwd=work,
-                    capture_output=True,
-                    text=True,
-                )
+                proc, peak, cpu = _measured(_bw(*args), env, work)
                 wall = time.perf_counter() - t0
                 result = json.loads(proc.stdout)
                 c = result["counters"]
-                out[mode] = {
+                out[run] = {
                     "elapsed_s": c["elapsed_s"],
                     "wall_s": round(wall, 1),
+                    "cpu_s": round(cpu, 1),
                     "renders": c.get("renders", 0),
                     "subjects": c["subjects"],
+                    "sites": c.get("sites", 0),
                     "status": result["status"],
+                    "peak_rss_mb": round(peak / 1024),
                 }
+                print(json.dumps({run: out[run]}), flush=True)
                 engine = make_engine(env["BADGEWATCH_DATABASE_URL"])
                 with engine.connect() as conn:
                     rows = conn.execute(
@@ -431,17 +426,16 @@ def bench_render(limit: int, concurrency: int) -> dict[str, Any]:
                         )
                     ).all()
                 engine.dispose()
-                verdicts[mode] = {(r.subject, r.check): (r.status, r.reason) for r in rows}
+                verdicts[run] = {(r.subject, r.check): (r.status, r.reason) for r in rows}
         finally:
             net.stop()
     a, b = verdicts["auto"], verdicts["always"]
-    out["same_verdicts"] = a == b
+    out["same_verdicts"] = a == b == verdicts["auto_after"]
     out["differences"] = sorted(
         f"{k}: auto {a.get(k)} / always {b.get(k)}" for k in set(a) | set(b) if a.get(k) != b.get(k)
     )[:20]
-    out["speedup"] = (
-        round(out["always"]["elapsed_s"] / out["auto"]["elapsed_s"], 1) if out["auto"]["elapsed_s"] else 0
-    )
+    auto_s = (out["auto"]["elapsed_s"] + out["auto_after"]["elapsed_s"]) / 2
+    out["speedup"] = round(out["always"]["elapsed_s"] / auto_s, 1) if auto_s else 0
     return out
 
 
@@ -507,16 +501,28 @@ def markdown(
             lines.append(f"* {int(k):,} sites — {series}")
         lines += ["", f"**RSS ratio largest ÷ smallest: {memory['ratio']}** (goal ≤ 1.5).", ""]
     if render:
-        au, al = render["auto"], render["always"]
+        scope = (
+            f"first {render['limit']:,} websites (and their domains)"
+            if render["limit"]
+            else f"the whole sample ({render['sample_sites']:,} websites and their domains)"
+        )
         lines += [
-            f"Render tier on the `baoding` sample, first {render['limit']} websites (and their domains):",
+            f"Render tier on the `baoding` sample, {scope}; `auto` ran before and after `always`:",
             "",
-            "| mode | pages rendered | scan time (s) |",
-            "|---|---|---|",
-            f"| `--render auto` | {au['renders']} | {au['elapsed_s']} |",
-            f"| `--render always` | {al['renders']} | {al['elapsed_s']} |",
+            "| run | pages rendered | subjects | scan time (s) | CPU (s, incl. Chromium) | peak RSS |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run in ("auto", "always", "auto_after"):
+            r = render[run]
+            lines.append(
+                f"| `--render {run.replace('_after', '')}`{' (after)' if run == 'auto_after' else ''} "
+                f"| {r['renders']:,} | {r['subjects']:,} | {r['elapsed_s']} | {r['cpu_s']} "
+                f"| {r['peak_rss_mb']} MB |"
+            )
+        lines += [
             "",
-            f"**`auto` is {render['speedup']}× faster than `always`** (goal ≥ 20×); same site verdicts: "
+            f"**`auto` is {render['speedup']}× faster than `always`** (scan time of `always` ÷ mean of the "
+            f"two `auto` runs; goal ≥ 20×); same site verdicts in all three runs: "
             f"{'yes' if render['same_verdicts'] else 'no — ' + '; '.join(render['differences'])}.",
             "",
         ]
@@ -544,7 +550,7 @@ def main() -> None:
         type=int,
         default=0,
         metavar="N",
-        help="compare --render auto and always on the first N baoding sites",
+        help="compare --render auto and always on the first N baoding sites (-1: the whole sample)",
     )
     ap.add_argument("--out", default="", help="write the Markdown section here")
     args = ap.parse_args()
@@ -557,7 +563,7 @@ def main() -> None:
             tuple(int(x) for x in args.memory_sizes.split(",")), args.concurrency, args.memory_budget_s
         )
         print(json.dumps(memory, indent=2))
-    render = bench_render(args.render_compare, args.concurrency) if args.render_compare else None
+    render = bench_render(max(0, args.render_compare), args.concurrency) if args.render_compare else None
     if render:
         print(json.dumps(render, indent=2, ensure_ascii=False))
     md = markdown(rate, memory, render)

@@ -99,10 +99,27 @@ def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, 
     )
 
 
+def unit_domains_verdict(domains: Iterable[str], unit_kind: str) -> Verdict:
+    """Does a unit hold a Chinese domain of its kind (``domain.ok`` / ``domain.no_chinese``)."""
+    from checks.domains import check_unit_domains
+
+    return check_unit_domains(tuple(domains), UnitKind(unit_kind))
+
+
+# Checks decided from the registry alone (domain syntax, suffix, expiry, a unit without a Chinese
+# domain): another attempt would read the same rows, so their failures are final at once.
+REGISTRY_CHECKS = frozenset({"domain"})
+
+
+def confirmed_at_once(v: Verdict) -> bool:
+    """A verdict that needs no second attempt to be final (anything but a network-observed fail)."""
+    return v.status is not Status.FAIL or v.check in REGISTRY_CHECKS
+
+
 def needs_confirmation(verdicts: Iterable[Verdict]) -> bool:
     """A ``fail`` or a transient ``unknown`` is tried again before it is final."""
     for v in verdicts:
-        if v.status is Status.FAIL:
+        if not confirmed_at_once(v):
             return True
         if v.status is Status.UNKNOWN and _transient(v.reason):
             return True

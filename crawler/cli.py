@@ -1,4 +1,4 @@
-"""Commands of the crawler: ``scan``, ``inspect``, ``recheck``."""
+"""Commands of the crawler: ``scan``, ``worker``, ``inspect``, ``recheck``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def _config(ctx: click.Context) -> Config:
 )
 @click.option("--resume", "resume", type=int, default=None, metavar="SCAN_ID", help="续扫被中断的巡检")
 @click.option("--json", "as_json", is_flag=True, help="结束时以 JSON 输出汇总")
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="分布式巡检：把任务放入 Redis，由各机上的 badgewatch worker 完成（需 PostgreSQL 与 Redis）",
+)
+@click.option(
+    "--no-wait", "no_wait", is_flag=True, help="与 --distributed 同用：放入任务后立即返回，不等待结束"
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -38,18 +46,44 @@ def scan(
     render: str | None,
     resume: int | None,
     as_json: bool,
+    distributed: bool,
+    no_wait: bool,
 ) -> None:
     """巡检：解析域名、访问网站首页及所需子资源、检查并保存证据与结论。"""
     from crawler.scanrun import ScanError, run_scan
     from storage.db import DatabaseError
 
     config = _config(ctx)
+    if no_wait and not distributed:
+        raise click.ClickException("--no-wait 只能与 --distributed 一起使用")
     try:
-        summary = run_scan(
-            config, office=office, limit=limit, concurrency=concurrency, render=render, resume=resume
-        )
+        if distributed:
+            from crawler.distributed_run import start_distributed_scan
+
+            if concurrency:
+                raise click.ClickException(
+                    "分布式巡检的并发数在各工作进程上设置：badgewatch worker --concurrency N"
+                )
+            summary: Any = start_distributed_scan(
+                config, office=office, limit=limit, render=render, resume=resume, wait=not no_wait
+            )
+        else:
+            summary = run_scan(
+                config, office=office, limit=limit, concurrency=concurrency, render=render, resume=resume
+            )
     except (ScanError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if distributed and no_wait:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"scan_id": summary.scan_id, "status": summary.status, "seeded": summary.seeded},
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            click.echo(f"巡检 #{summary.scan_id}：已放入 {summary.seeded} 个对象，等待工作进程")
+        return
     c = summary.counters
     if as_json:
         click.echo(
@@ -62,7 +96,7 @@ def scan(
     else:
         click.echo(f"巡检 #{summary.scan_id}：{summary.status}")
         click.echo(
-            f"  网站 {c.get('sites', 0)} 个，域名 {c.get('domains', 0)} 个；"
+            f"  网站 {c.get('sites', 0)} 个，域名 {c.get('domains', 0)} 个，单位 {c.get('units', 0)} 个；"
             f"本次完成 {c.get('subjects', 0)} 个对象（续扫前已完成 {c.get('subjects_before_resume', 0)}），"
             f"用时 {c.get('elapsed_s', 0)} 秒，{c.get('subjects_per_s', 0)} 个/秒，"
             f"请求 {c.get('requests', 0)} 次，渲染 {c.get('renders', 0)} 页"
@@ -76,6 +110,43 @@ def scan(
                 click.echo(f"    {reason}: {n}")
     if summary.status != "finished":
         sys.exit(1)
+
+
+@click.command("worker")
+@click.option(
+    "--scan", "scan_id", type=int, default=None, help="要参与的分布式巡检编号（只有一个在进行时可省略）"
+)
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="本进程的全局并发请求数")
+@click.option("--json", "as_json", is_flag=True, help="结束时以 JSON 输出汇总")
+@click.pass_context
+def worker(ctx: click.Context, scan_id: int | None, concurrency: int | None, as_json: bool) -> None:
+    """分布式巡检的工作进程：从 Redis 领取网站和域名并巡检，队列取空且无人处理中时退出。"""
+    from crawler.distributed_run import run_worker
+    from crawler.scanrun import ScanError
+    from storage.db import DatabaseError
+
+    config = _config(ctx)
+    try:
+        summary = run_worker(config, scan_id=scan_id, concurrency=concurrency)
+    except (ScanError, DatabaseError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "scan_id": summary.scan_id,
+                    "subjects": summary.subjects,
+                    "scan_status": summary.status,
+                    "counters": summary.counters,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        click.echo(
+            f"巡检 #{summary.scan_id}：本进程完成 {summary.subjects} 个对象；巡检状态 {summary.status}"
+        )
 
 
 @click.command("recheck")
@@ -135,4 +206,4 @@ def inspect(ctx: click.Context, target: str, kind: str, as_json: bool) -> None:
             click.echo(f"{'':10s} " + "  ".join(f"{k}={val}" for k, val in shown.items()))
 
 
-COMMANDS = [scan, inspect, recheck]
+COMMANDS = [scan, worker, inspect, recheck]

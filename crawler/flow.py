@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin
@@ -25,7 +25,7 @@ from checks.verdict import Verdict
 from crawler import checking
 from crawler.certs import CertJudge, cert_summary
 from crawler.errors import classify_exception, is_too_large
-from crawler.jobs import DomainJob, SiteJob
+from crawler.jobs import DomainJob, Job, SiteJob, UnitJob
 from crawler.resolver import DnsAnswer, ScanResolver
 from storage.evidence import EvidenceStore
 
@@ -100,8 +100,9 @@ class SubjectResult:
     website_id: int | None
     domain_id: int | None
     verdicts: list[Verdict]
-    capture: CaptureRecord
+    capture: CaptureRecord  # empty (no URL) for a unit-level result, decided from the registry alone
     requests: int = 0
+    unit_id: int | None = None
 
 
 def headers_to_dict(raw: Any) -> dict[str, str]:
@@ -400,6 +401,23 @@ class Flow:
         verdicts.append(usage)
         capture.duration = round((datetime.now(UTC) - started).total_seconds(), 4)
         return SubjectResult(job.subject, None, job.domain_id, verdicts, capture, requests)
+
+    async def unit(self, job: UnitJob) -> SubjectResult:
+        """Whether the unit holds a Chinese domain of its kind (the registry's domains; no network)."""
+        verdict = checking.unit_domains_verdict(job.domains, job.unit_kind)
+        # What it rests on, kept with the finding (there is no capture): `recheck` re-derives from it.
+        verdict = replace(verdict, data={**verdict.data, "registered": list(job.domains)})
+        return SubjectResult(
+            job.subject, None, None, [verdict], CaptureRecord(url=""), 0, unit_id=job.unit_id
+        )
+
+    async def run(self, job: Job) -> SubjectResult:
+        """One attempt at any subject."""
+        if isinstance(job, SiteJob):
+            return await self.site(job)
+        if isinstance(job, DomainJob):
+            return await self.domain(job)
+        return await self.unit(job)
 
 
 def attach_subresource(page: Page, need: Need, url: str, body: bytes, content_type: str) -> None:

@@ -1,8 +1,8 @@
-"""Subjects of a scan (a website or a domain) and how they are read from the registry.
+"""Subjects of a scan (a website, a domain or a unit) and how they are read from the registry.
 
-The scope is streamed from the database in pages ordered by id (keyset pagination), so memory stays
-flat however large the registry, and subjects that already have findings in the scan (a resumed scan)
-are skipped inside the query.
+The scope is streamed from the database a page of units at a time (keyset pagination by unit id),
+so memory stays flat however large the registry; subjects that already have findings in the scan (a
+resumed scan) are skipped inside the query.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from checks.expected import Expected
 from storage.expected import expected_for
 from storage.models import Domain, DomainKind, Finding, Office, Unit, Website
 
-PAGE = 500
+UNIT_PAGE = 200
 
 
 @dataclass
@@ -62,7 +62,22 @@ class DomainJob:
         return self.kind != DomainKind.ENGLISH
 
 
-Job = SiteJob | DomainJob
+@dataclass
+class UnitJob:
+    """One unit: does it hold a Chinese domain of its kind at all (no network; the registry says)."""
+
+    unit_id: int
+    unit_kind: str
+    domains: tuple[str, ...]
+    attempt: int = 1
+    history: list[dict[str, tuple[str, str]]] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return f"unit:{self.unit_id}"
+
+
+Job = SiteJob | DomainJob | UnitJob
 
 
 @dataclass(frozen=True)
@@ -119,24 +134,37 @@ def _limited_site_ids(session: Session, scope: Scope) -> list[int] | None:
     return list(session.scalars(q))
 
 
-def count_subjects(engine: Engine, scope: Scope) -> tuple[int, int]:
-    """(websites, domains) in scope."""
+@dataclass(frozen=True)
+class ScopeCounts:
+    """How many subjects of each kind a scope holds."""
+
+    sites: int
+    domains: int
+    units: int
+
+    @property
+    def total(self) -> int:
+        return self.sites + self.domains + self.units
+
+
+def count_subjects(engine: Engine, scope: Scope) -> ScopeCounts:
+    """Websites, domains and units in scope."""
     with Session(engine) as s:
         ids = _limited_site_ids(s, scope)
+        n_units = int(s.scalar(_unit_scope(sa.select(sa.func.count()).select_from(Unit), scope, ids)) or 0)
         if ids is not None:
-            n_sites = len(ids)
             n_dom = (
                 s.scalar(sa.select(sa.func.count()).select_from(Domain).where(Domain.website_id.in_(ids)))
                 or 0
             )
-            return n_sites, n_dom
+            return ScopeCounts(len(ids), n_dom, n_units)
         n_sites = s.scalar(sa.select(sa.func.count()).select_from(Website).where(*_site_filter(scope))) or 0
         dq = sa.select(sa.func.count()).select_from(Domain)
         if scope.office_codes:
             dq = dq.where(
                 Domain.unit_id.in_(sa.select(Unit.id).where(Unit.office_code.in_(scope.office_codes)))
             )
-        return n_sites, s.scalar(dq) or 0
+        return ScopeCounts(n_sites, s.scalar(dq) or 0, n_units)
 
 
 def _not_done(scan_id: int, column: Any, prefix: str) -> Any:
@@ -151,26 +179,6 @@ def _site_query() -> Any:
 
 def _site_jobs(sites: Iterable[Website]) -> list[SiteJob]:
     return [SiteJob(w.id, w.url, expected_for(w)) for w in sites]
-
-
-def iter_site_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[SiteJob]:
-    """Websites in scope without findings in ``scan_id`` yet, in id order, a page at a time."""
-    with Session(engine) as s:
-        limited = _limited_site_ids(s, scope)
-    last = 0
-    while True:
-        with Session(engine) as s:
-            q = (
-                _site_query()
-                .where(Website.id > last, _not_done(scan_id, Website.id, "site:"))
-                .order_by(Website.id)
-                .limit(PAGE)
-            )
-            jobs = _site_jobs(s.scalars(_site_scope(q, scope, limited)))
-        if not jobs:
-            return
-        last = jobs[-1].website_id
-        yield from jobs
 
 
 def _domain_query() -> Any:
@@ -211,57 +219,87 @@ def _domain_scope(q: Any, scope: Scope, limited: list[int] | None) -> Any:
     return q
 
 
-def iter_domain_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[DomainJob]:
-    """Domains in scope without findings in ``scan_id`` yet, in id order, a page at a time."""
+def _unit_query() -> Any:
+    return sa.select(Unit).options(selectinload(Unit.domains))
+
+
+def _unit_jobs(rows: Iterable[Unit]) -> list[UnitJob]:
+    return [UnitJob(u.id, u.kind, tuple(sorted(d.name for d in u.domains))) for u in rows]
+
+
+def _unit_scope(q: Any, scope: Scope, limited: list[int] | None) -> Any:
+    if limited is not None:
+        # A limited scan covers the units of its websites.
+        return q.where(Unit.id.in_(sa.select(Website.unit_id).where(Website.id.in_(limited))))
+    if scope.office_codes:
+        return q.where(Unit.office_code.in_(scope.office_codes))
+    return q
+
+
+def _unit_pages(engine: Engine, scope: Scope) -> Iterator[tuple[list[int], list[int] | None]]:
+    """The scope's unit ids, a page at a time (with the limited site ids, if the scope is limited)."""
     with Session(engine) as s:
         limited = _limited_site_ids(s, scope)
     last = 0
     while True:
         with Session(engine) as s:
-            q = (
-                _domain_query()
-                .where(Domain.id > last, _not_done(scan_id, Domain.id, "domain:"))
-                .order_by(Domain.id)
-                .limit(PAGE)
-            )
-            jobs = _domain_jobs(s.scalars(_domain_scope(q, scope, limited)))
-        if not jobs:
+            q = _unit_scope(sa.select(Unit.id).where(Unit.id > last), scope, limited)
+            ids = list(s.scalars(q.order_by(Unit.id).limit(UNIT_PAGE)))
+        if not ids:
             return
-        last = jobs[-1].domain_id
-        yield from jobs
+        last = ids[-1]
+        yield ids, limited
 
 
 def iter_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[Job]:
-    """Every subject of the scope without findings in ``scan_id`` yet: websites, then domains."""
-    yield from iter_site_jobs(engine, scope, scan_id)
-    yield from iter_domain_jobs(engine, scope, scan_id)
+    """Every subject of the scope without findings in ``scan_id`` yet, unit by unit (a page of units:
+    their websites, their domains, then the units themselves).
+
+    Grouping by unit keeps the names a unit's subjects resolve close together in time, so the scan's
+    DNS cache (bounded) answers the second lookup of a name however large the registry.
+    """
+    for unit_ids, limited in _unit_pages(engine, scope):
+        with Session(engine) as s:
+            sites = _site_query().where(
+                Website.unit_id.in_(unit_ids), _not_done(scan_id, Website.id, "site:")
+            )
+            site_jobs = _site_jobs(s.scalars(_site_scope(sites, scope, limited).order_by(Website.id)))
+            doms = _domain_query().where(
+                Domain.unit_id.in_(unit_ids), _not_done(scan_id, Domain.id, "domain:")
+            )
+            domain_jobs = _domain_jobs(s.scalars(_domain_scope(doms, scope, limited).order_by(Domain.id)))
+            units = _unit_query().where(Unit.id.in_(unit_ids), _not_done(scan_id, Unit.id, "unit:"))
+            unit_jobs = _unit_jobs(s.scalars(units.order_by(Unit.id)))
+        yield from site_jobs
+        yield from domain_jobs
+        yield from unit_jobs
 
 
 def iter_subjects(engine: Engine, scope: Scope, scan_id: int) -> Iterator[str]:
-    """The ``subject`` strings of :func:`iter_jobs`, read with id-only queries (cheap: for seeding
-    a shared frontier, where :func:`load_jobs` rebuilds each job when a worker takes it)."""
-    with Session(engine) as s:
-        limited = _limited_site_ids(s, scope)
-    pages: list[tuple[str, Any, Any]] = [
-        ("site:", Website.id, lambda q: _site_scope(q, scope, limited)),
-        ("domain:", Domain.id, lambda q: _domain_scope(q, scope, limited)),
-    ]
-    for prefix, column, scoped in pages:
-        last = 0
-        while True:
-            with Session(engine) as s:
-                q = sa.select(column).where(column > last, _not_done(scan_id, column, prefix))
-                ids = list(s.scalars(scoped(q).order_by(column).limit(PAGE * 4)))
-            if not ids:
-                break
-            last = ids[-1]
-            yield from (f"{prefix}{i}" for i in ids)
+    """The ``subject`` strings of :func:`iter_jobs`, in the same order, read with id-only queries
+    (cheap: for seeding a shared frontier, where :func:`load_jobs` rebuilds each job when a worker
+    takes it)."""
+    for unit_ids, limited in _unit_pages(engine, scope):
+        with Session(engine) as s:
+            sites = sa.select(Website.id).where(
+                Website.unit_id.in_(unit_ids), _not_done(scan_id, Website.id, "site:")
+            )
+            site_ids = list(s.scalars(_site_scope(sites, scope, limited).order_by(Website.id)))
+            doms = sa.select(Domain.id).where(
+                Domain.unit_id.in_(unit_ids), _not_done(scan_id, Domain.id, "domain:")
+            )
+            domain_ids = list(s.scalars(_domain_scope(doms, scope, limited).order_by(Domain.id)))
+            units = sa.select(Unit.id).where(Unit.id.in_(unit_ids), _not_done(scan_id, Unit.id, "unit:"))
+            pending_units = list(s.scalars(units.order_by(Unit.id)))
+        yield from (f"site:{i}" for i in site_ids)
+        yield from (f"domain:{i}" for i in domain_ids)
+        yield from (f"unit:{i}" for i in pending_units)
 
 
 def parse_subject(subject: str) -> tuple[str, int]:
-    """``"site:12"`` → ``("site", 12)``; :class:`ValueError` for anything else."""
+    """``"site:12"`` → ``("site", 12)`` (also ``domain:``, ``unit:``); :class:`ValueError` otherwise."""
     kind, _, raw = subject.partition(":")
-    if kind not in ("site", "domain") or not raw.isdigit():
+    if kind not in ("site", "domain", "unit") or not raw.isdigit():
         raise ValueError(f"not a subject: {subject!r}")
     return kind, int(raw)
 
@@ -271,7 +309,7 @@ def load_jobs(engine: Engine, subjects: Iterable[str]) -> list[Job]:
 
     Subjects whose website or domain no longer exists are left out (the registry changed mid-scan).
     """
-    ids: dict[str, list[int]] = {"site": [], "domain": []}
+    ids: dict[str, list[int]] = {"site": [], "domain": [], "unit": []}
     order: list[str] = []
     for subject in subjects:
         kind, i = parse_subject(subject)
@@ -285,6 +323,9 @@ def load_jobs(engine: Engine, subjects: Iterable[str]) -> list[Job]:
         if ids["domain"]:
             for dj in _domain_jobs(s.scalars(_domain_query().where(Domain.id.in_(ids["domain"])))):
                 by_subject[dj.subject] = dj
+        if ids["unit"]:
+            for uj in _unit_jobs(s.scalars(_unit_query().where(Unit.id.in_(ids["unit"])))):
+                by_subject[uj.subject] = uj
     return [by_subject[x] for x in order if x in by_subject]
 
 

@@ -3,6 +3,12 @@
 A subject's capture and all its findings are written in the same transaction, so after a ``kill -9``
 a subject is either complete in the database or absent (and a resumed scan redoes it): none is
 missing, none is stored twice (the unique (scan, subject, check) constraint also guards this).
+
+Writes are idempotent per (scan, subject): a subject that already has findings in the scan is left
+out of the batch. In a distributed scan two workers may finish the same subject (a lease that expired
+while its worker stalled, then was taken by another); on PostgreSQL the writers of one scan take a
+transaction-scoped advisory lock, so the check and the insert cannot interleave. A distributed worker
+acknowledges its subjects in Redis once their transaction committed (``spider.subjects_written``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from sqlalchemy.engine import Engine
 from twisted.internet import threads
 
-from checks.verdict import Status
+from crawler.checking import confirmed_at_once
 from crawler.progress import Progress
 from crawler.spiders.sites import FinalResult
 from storage.models import Capture, Finding, Scan, ScanLock
@@ -93,7 +99,16 @@ class StorePipeline:
             return
         self.last_flush = time.monotonic()
         batch, self.buffer = self.buffer, []
-        d = threads.deferToThread(write_batch, self.db, self.scan_id, batch, self.confirm_attempts)
+        subjects = [fr.result.subject for fr in batch]
+        spider = self._crawler.spider if self._crawler is not None else None
+        acknowledge = getattr(spider, "subjects_written", None)
+        d = threads.deferToThread(self._write, batch, acknowledge)
+
+        def written(result: Any) -> Any:
+            settled = getattr(spider, "subjects_settled", None)
+            if settled is not None:
+                settled(subjects)
+            return result
 
         def done(result: Any) -> Any:
             self._writing = None
@@ -102,21 +117,72 @@ class StorePipeline:
             return result
 
         def failed(failure: Any) -> None:
-            # A failed write loses nothing: those subjects have no findings and a resume redoes them.
+            # A failed write loses nothing: those subjects have no findings and a resume redoes them
+            # (a distributed worker hands them back to the frontier at once).
             log.error("writing %d results failed: %s", len(batch), failure.getErrorMessage())
             self.write_errors += len(batch)
-            if self._crawler is not None and self._crawler.stats is not None:
+            unwritten = getattr(spider, "subjects_unwritten", None)
+            if unwritten is not None:
+                unwritten(subjects)
+            elif self._crawler is not None and self._crawler.stats is not None:
                 self._crawler.stats.inc_value("badgewatch/subject_errors", len(batch))
 
-        d.addErrback(failed)
+        d.addCallbacks(written, failed)
         d.addBoth(done)
         self._writing = d
 
+    def _write(self, batch: list[FinalResult], acknowledge: Any) -> int:
+        assert self.db is not None
+        n = write_batch(self.db, self.scan_id, batch, self.confirm_attempts)
+        if acknowledge is not None:
+            requests = sum(int(getattr(fr.result, "requests", 0)) for fr in batch)
+            acknowledge([fr.result.subject for fr in batch], {"requests": requests, "subjects": n})
+        return n
 
-def write_batch(db: Engine, scan_id: int, batch: list[FinalResult], confirm_attempts: int) -> None:
-    """Write captures and findings of ``batch`` in one transaction; beat the scan's heartbeat."""
+
+# Class id of the advisory locks that serialise the writers of one scan (PostgreSQL); the object id is
+# the scan id.
+ADVISORY_LOCK_CLASS = 0x6277  # "bw"
+
+
+def write_batch(db: Engine, scan_id: int, batch: list[FinalResult], confirm_attempts: int) -> int:
+    """Write captures and findings of ``batch`` in one transaction; beat the scan's heartbeat.
+
+    Subjects that already have findings in the scan are skipped (idempotent per (scan, subject));
+    returns how many subjects were written."""
+    with db.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, scan_id)))
+        present = set(
+            conn.execute(
+                sa.select(Finding.subject)
+                .where(Finding.scan_id == scan_id, Finding.subject.in_({fr.result.subject for fr in batch}))
+                .distinct()
+            ).scalars()
+        )
+        seen: set[str] = set()
+        fresh = []
+        for fr in batch:
+            subject = fr.result.subject
+            if subject in present or subject in seen:
+                continue
+            seen.add(subject)
+            fresh.append(fr)
+        if fresh:
+            _insert(conn, scan_id, fresh, confirm_attempts)
+        now = utcnow()
+        conn.execute(sa.update(Scan).where(Scan.id == scan_id).values(heartbeat_at=now))
+        conn.execute(sa.update(ScanLock).where(ScanLock.scan_id == scan_id).values(heartbeat_at=now))
+    if len(fresh) < len(batch):
+        log.info("%d of %d subjects already had findings: skipped", len(batch) - len(fresh), len(batch))
+    return len(fresh)
+
+
+def _insert(conn: Any, scan_id: int, batch: list[FinalResult], confirm_attempts: int) -> None:
     cap_rows = []
-    for fr in batch:
+    # Unit-level results are decided from the registry (no visit): their findings carry no capture.
+    captured = [fr for fr in batch if fr.result.unit_id is None]
+    for fr in captured:
         r, c = fr.result, fr.result.capture
         cap_rows.append(
             {
@@ -141,41 +207,43 @@ def write_batch(db: Engine, scan_id: int, batch: list[FinalResult], confirm_atte
             }
         )
     now = utcnow()
-    with db.begin() as conn:
-        ids = (
-            conn.execute(sa.insert(Capture).returning(Capture.id, sort_by_parameter_order=True), cap_rows)
-            .scalars()
-            .all()
-        )
-        rows = []
-        for fr, cap_id in zip(batch, ids, strict=True):
-            r = fr.result
-            for v in r.verdicts:
-                attempts = fr.agreed.get(v.check, 1)
-                confirmed = v.status is not Status.FAIL or attempts >= confirm_attempts
-                rows.append(
-                    {
-                        "scan_id": scan_id,
-                        "website_id": r.website_id,
-                        "domain_id": r.domain_id,
-                        "subject": r.subject,
-                        "check": v.check,
-                        "status": str(v.status),
-                        "reason": v.reason,
-                        "detail": v.detail,
-                        "evidence": [e.to_dict() for e in v.evidence],
-                        "data": _jsonable(dict(v.data)),
-                        "attempts": attempts,
-                        "confirmed": confirmed,
-                        "capture_id": cap_id,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-        if rows:
-            conn.execute(sa.insert(Finding), rows)
-        conn.execute(sa.update(Scan).where(Scan.id == scan_id).values(heartbeat_at=now))
-        conn.execute(sa.update(ScanLock).where(ScanLock.scan_id == scan_id).values(heartbeat_at=now))
+    ids = (
+        conn.execute(sa.insert(Capture).returning(Capture.id, sort_by_parameter_order=True), cap_rows)
+        .scalars()
+        .all()
+        if cap_rows
+        else []
+    )
+    capture_of = {id(fr): cap_id for fr, cap_id in zip(captured, ids, strict=True)}
+    rows = []
+    for fr in batch:
+        r = fr.result
+        cap_id = capture_of.get(id(fr))
+        for v in r.verdicts:
+            attempts = fr.agreed.get(v.check, 1)
+            confirmed = confirmed_at_once(v) or attempts >= confirm_attempts
+            rows.append(
+                {
+                    "scan_id": scan_id,
+                    "website_id": r.website_id,
+                    "domain_id": r.domain_id,
+                    "unit_id": r.unit_id,
+                    "subject": r.subject,
+                    "check": v.check,
+                    "status": str(v.status),
+                    "reason": v.reason,
+                    "detail": v.detail,
+                    "evidence": [e.to_dict() for e in v.evidence],
+                    "data": _jsonable(dict(v.data)),
+                    "attempts": attempts,
+                    "confirmed": confirmed,
+                    "capture_id": cap_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if rows:
+        conn.execute(sa.insert(Finding), rows)
 
 
 def _jsonable(value: Any) -> Any:

@@ -155,7 +155,8 @@ def _captures(db: Engine, scan_id: int) -> Iterator[list[int]]:
             ids: list[int] = [
                 i
                 for i in conn.execute(
-                    sa.select(sa.distinct(Finding.capture_id))
+                    sa.select(Finding.capture_id)
+                    .distinct()
                     .where(Finding.scan_id == scan_id, Finding.capture_id > last)
                     .order_by(Finding.capture_id)
                     .limit(BATCH)
@@ -232,7 +233,32 @@ def recheck_scan(
                     f.status, f.reason, f.detail = str(v.status), v.reason, v.detail
                     f.evidence = [e.to_dict() for e in v.evidence]
                     f.data = _plain(dict(v.data))
+    _recheck_units(db, scan_id, summary)
     return summary
+
+
+def _recheck_units(db: Engine, scan_id: int, summary: RecheckSummary) -> None:
+    """Unit-level findings rest on the registered domains kept in their ``data`` (no capture)."""
+    last = 0
+    while True:
+        with Session(db) as s, s.begin():
+            rows = s.execute(
+                sa.select(Finding, Unit.kind)
+                .join(Unit, Unit.id == Finding.unit_id)
+                .where(Finding.scan_id == scan_id, Finding.id > last)
+                .order_by(Finding.id)
+                .limit(BATCH)
+            ).all()
+            for f, kind in rows:
+                summary.subjects += 1
+                v = checking.unit_domains_verdict((f.data or {}).get("registered") or (), kind)
+                if (f.status, f.reason) != (str(v.status), v.reason):
+                    summary.changed += 1
+                f.status, f.reason, f.detail = str(v.status), v.reason, v.detail
+                f.data = {**_plain(dict(v.data)), "registered": (f.data or {}).get("registered") or []}
+            if not rows:
+                return
+            last = rows[-1][0].id
 
 
 def _plain(value: Any) -> Any:

@@ -27,6 +27,8 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 STALE_AFTER_S = 300
+# Lock holder of a distributed scan: no single process holds it (the workers beat its heartbeat).
+DISTRIBUTED_HOLDER = "workers@"
 
 
 class ScanError(RuntimeError):
@@ -43,6 +45,8 @@ def holder_id() -> str:
 
 def holder_alive(holder: str) -> bool:
     """Whether the process named by a lock's holder id may still be running."""
+    if holder.startswith(DISTRIBUTED_HOLDER):
+        return True  # the scan's workers, wherever they run: only the heartbeat can tell
     host, _, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine: only the heartbeat can tell
@@ -62,8 +66,8 @@ def _stale(row: Any) -> bool:
     return beat is None or utcnow() - beat > timedelta(seconds=STALE_AFTER_S)
 
 
-def _acquire(conn: Connection, names: list[str], scan_id: int) -> None:
-    holder = holder_id()
+def _acquire(conn: Connection, names: list[str], scan_id: int, holder: str | None = None) -> None:
+    holder = holder or holder_id()
     rows = conn.execute(sa.select(ScanLock).where(ScanLock.name.in_(names))).all() if names else []
     for row in rows:
         if row.scan_id == scan_id or _stale(row):
@@ -86,9 +90,18 @@ def _acquire(conn: Connection, names: list[str], scan_id: int) -> None:
 
 
 def open_scan(
-    db: Engine, scope: Scope, config: Config, *, render: str = "auto", resume: int | None = None
+    db: Engine,
+    scope: Scope,
+    config: Config,
+    *,
+    render: str = "auto",
+    resume: int | None = None,
+    holder: str | None = None,
 ) -> int:
-    """Create a scan (or take up ``resume``) and take its locks; returns the scan id."""
+    """Create a scan (or take up ``resume``) and take its locks; returns the scan id.
+
+    ``holder`` names who holds the locks (default: this process; a distributed scan's are held by
+    its workers, :data:`DISTRIBUTED_HOLDER`)."""
     try:
         with db.begin() as conn:
             if resume is not None:
@@ -119,7 +132,7 @@ def open_scan(
                 ).scalar_one()
             with Session(bind=conn) as s:
                 names = lock_names(s, scope)
-            _acquire(conn, names, scan_id)
+            _acquire(conn, names, scan_id, holder)
     except sa.exc.IntegrityError as exc:
         raise ScanLockedError("另一个范围重叠的巡检刚刚开始，请稍后再试") from exc
     return int(scan_id)
@@ -188,9 +201,9 @@ def run_scan(
     scope = Scope.from_json(raw_scope)
     if resume is not None and render is None:
         render_mode = raw_scope.get("render", render_mode)
-    sites, domains = count_subjects(db, scope)
+    counts = count_subjects(db, scope)
     done = subjects_done(db, scan_id)
-    progress = Progress(sites + domains, done, stream=stream, label=f"[巡检 #{scan_id}] ")
+    progress = Progress(counts.total, done, stream=stream, label=f"[巡检 #{scan_id}] ")
     reset_context(config)
     settings = build_settings(config, **(settings_overrides or {}))
     # Scrapy logs its start-up at INFO through the root handler: keep the terminal to our verbosity.
@@ -219,8 +232,9 @@ def run_scan(
         raise
     finally:
         counters = progress.summary()
-        counters["sites"] = sites
-        counters["domains"] = domains
+        counters["sites"] = counts.sites
+        counters["domains"] = counts.domains
+        counters["units"] = counts.units
         errors = crawler.stats.get_value("badgewatch/subject_errors", 0) if crawler.stats else 0
         counters["subject_errors"] = errors
         spider = crawler.spider

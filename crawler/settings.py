@@ -87,6 +87,10 @@ def build_settings(config: Config, **overrides: Any) -> dict[str, Any]:
             "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5",
         },
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+        "DOWNLOAD_HANDLERS": {
+            "http": "crawler.download.ShortKeepAliveHandler",
+            "https": "crawler.download.ShortKeepAliveHandler",
+        },
     }
     settings.update(overrides)
     return settings

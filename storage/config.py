@@ -26,6 +26,11 @@ class Config:
     evidence_dir: str = "evidence"
     evidence_retention_days: int = 400
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every Redis key of distributed scans (several installations may share one Redis).
+    redis_prefix: str = "badgewatch:"
+    # Seconds a worker's lease on a subject lasts without renewal (a killed worker's subjects go
+    # back to the frontier after this).
+    lease_timeout_s: float = 60.0
     # Ports used for bare http:// and https:// URLs (simnet runs on unprivileged ports).
     http_port: int = 80
     https_port: int = 443

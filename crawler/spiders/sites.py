@@ -25,7 +25,7 @@ from crawler.certs import CertJudge
 from crawler.context import get_context
 from crawler.fetcher import ScrapyFetcher
 from crawler.flow import Flow, SubjectResult
-from crawler.jobs import DomainJob, Job, Scope, SiteJob, iter_jobs
+from crawler.jobs import DomainJob, Job, Scope, iter_jobs
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
 from storage.models import Scan
@@ -115,12 +115,13 @@ class SitesSpider(Spider):
             if wait > 0:
                 await asyncio.sleep(wait)
         try:
-            result = await (self.flow.site(job) if isinstance(job, SiteJob) else self.flow.domain(job))
+            result = await self.flow.run(job)
         except Exception:
             # A bug must not lose the subject silently: it stays without findings (resume redoes it).
             log.exception("subject %s failed", job.subject)
             self.slots.release()
             self.crawler.stats.inc_value("badgewatch/subject_errors")
+            self.subject_failed(job)
             return
         if checking.needs_confirmation(result.verdicts) and job.attempt < self.confirm_attempts:
             job.history.append(_summary(result.verdicts))
@@ -137,6 +138,13 @@ class SitesSpider(Spider):
         self.slots.release()
         # The subject has no findings: the scan ends "interrupted" and a resume visits it again.
         self.crawler.stats.inc_value("badgewatch/subject_errors")
+        request = getattr(failure, "request", None)
+        job = request.meta.get("job") if request is not None else None
+        if job is not None:
+            self.subject_failed(job)
+
+    def subject_failed(self, job: Job) -> None:
+        """A subject ends without findings (its procedure raised); a distributed worker gives it up."""
 
     async def closed(self, reason: str) -> None:
         if self.renderer_obj is not None:

@@ -115,3 +115,20 @@ def workspace(tmp: Path, net: Any) -> Workspace:
     ws = Workspace(tmp, net.env())
     ws.import_registry(net.registry_path, net.offices_path)
     return ws
+
+
+@dataclass
+class PgWorkspace(Workspace):
+    """A :class:`Workspace` whose database is a PostgreSQL database (distributed scans need one)."""
+
+    pg_url: str = ""
+
+    @property
+    def db_url(self) -> str:
+        return self.pg_url
+
+
+def pg_workspace(tmp: Path, net: Any, pg_url: str) -> PgWorkspace:
+    ws = PgWorkspace(tmp, net.env(), pg_url)
+    ws.import_registry(net.registry_path, net.offices_path)
+    return ws

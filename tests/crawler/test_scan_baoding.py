@@ -34,3 +34,22 @@ def test_baoding_every_check_matches_ground_truth(
     for site in cmp.not_imported:
         assert str(site.get("scenario", "")).startswith("domain."), site
     assert cmp.ok, "\n" + cmp.report()
+
+
+# 容城县: a county of the sample with its own platform-hosted sites, shared addresses and failure
+# scenarios (the demo scans it too). Runs in CI; the whole sample is the opt-in test above.
+COUNTY = "130629"
+
+
+def test_baoding_county_every_check_matches_ground_truth(
+    simnet_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    net = simnet_factory("baoding")
+    ws = workspace(tmp_path_factory.mktemp("baoding-county"), net)
+    result = ws.scan("--render", "auto", "--office", COUNTY, timeout=900)
+    assert result["status"] == "finished", result
+    engine = make_engine(ws.db_url)
+    cmp = compare(engine, int(result["scan_id"]), net.ground_truth, rendered=True)
+    engine.dispose()
+    assert cmp.compared > 1_000, cmp.report()
+    assert cmp.ok, "\n" + cmp.report()

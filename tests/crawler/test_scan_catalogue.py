@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from crawler.checking import REGISTRY_CHECKS
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
 from storage.models import Capture, Finding, Scan
@@ -38,12 +39,31 @@ def test_only_sites_the_import_refused_are_missing(scanned_catalogue: ScannedCat
 
 def test_confirmation_retries_failures_and_records_agreement(scanned_catalogue: ScannedCatalogue) -> None:
     findings = scanned_catalogue.ws.findings(scanned_catalogue.scan_id)
-    attempts = Counter((status, n) for status, _reason, n in findings.values())
-    # With confirm_attempts=2 every fail was tried twice and both attempts agreed (simnet is stable);
-    # a pass is final at once.
+    observed = {k: v for k, v in findings.items() if k[1] not in REGISTRY_CHECKS}
+    attempts = Counter((status, n) for status, _reason, n in observed.values())
+    # With confirm_attempts=2 every fail seen on the network was tried twice and both attempts agreed
+    # (simnet is stable); a pass is final at once.
     assert attempts[("fail", 2)] > 10
     assert attempts[("fail", 1)] == 0
     assert attempts[("pass", 1)] > 500
+    # A failure read from the registry alone (a bad domain name, no Chinese domain) is final at once:
+    # stored confirmed, without a second attempt unless another check of the subject asked for one.
+    registry_fails = {k: v for k, v in findings.items() if k[1] in REGISTRY_CHECKS and v[0] == "fail"}
+    assert registry_fails, "the catalogue has registry-level failures"
+    engine = make_engine(scanned_catalogue.ws.db_url)
+    with engine.connect() as conn:
+        unconfirmed = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(Finding)
+            .where(
+                Finding.scan_id == scanned_catalogue.scan_id,
+                Finding.check.in_(REGISTRY_CHECKS),
+                Finding.status == "fail",
+                Finding.confirmed.is_(False),
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert unconfirmed == 0
 
 
 def test_every_finding_rests_on_stored_evidence(scanned_catalogue: ScannedCatalogue) -> None:
@@ -54,8 +74,14 @@ def test_every_finding_rests_on_stored_evidence(scanned_catalogue: ScannedCatalo
         orphans = conn.execute(
             sa.select(sa.func.count())
             .select_from(Finding)
-            .where(Finding.scan_id == sc.scan_id, Finding.capture_id.is_(None))
+            .where(Finding.scan_id == sc.scan_id, Finding.capture_id.is_(None), Finding.unit_id.is_(None))
         ).scalar_one()
+        # Unit-level findings rest on the registry (no visit): the domains they read are kept with them.
+        unit_rows = conn.execute(
+            sa.select(Finding.subject, Finding.unit_id, Finding.capture_id, Finding.data).where(
+                Finding.scan_id == sc.scan_id, Finding.subject.like("unit:%")
+            )
+        ).all()
         caps = conn.execute(
             sa.select(Capture.subject, Capture.body_blob, Capture.headers_blob, Capture.status).where(
                 Capture.scan_id == sc.scan_id
@@ -64,6 +90,9 @@ def test_every_finding_rests_on_stored_evidence(scanned_catalogue: ScannedCatalo
         scan_status = conn.execute(sa.select(Scan.status).where(Scan.id == sc.scan_id)).scalar_one()
     engine.dispose()
     assert orphans == 0
+    assert unit_rows, "every unit of the scope has a unit-level finding"
+    for subject, unit_id, capture_id, data in unit_rows:
+        assert subject == f"unit:{unit_id}" and capture_id is None and "registered" in data, subject
     assert scan_status == "finished"
     assert len({c.subject for c in caps}) == len(caps), "one capture per subject"
     with_body = [c for c in caps if c.status is not None]

@@ -9,10 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from storage.models import Domain, Finding, Website
+from storage.models import Domain, Finding, Scan, Unit, Website
 
 SITE_CHECKS = ("http", "badge", "icp", "police", "site_code")
 DOMAIN_CHECKS = ("dns", "usage", "domain")
+UNIT_CHECKS = ("domain",)
 
 
 @dataclass
@@ -63,8 +64,14 @@ def compare(
     rendered ground truth where one exists.
     """
     with engine.connect() as conn:
+        scope = conn.execute(sa.select(Scan.scope).where(Scan.id == scan_id)).scalar_one() or {}
         sites = {_norm_url(url): i for i, url in conn.execute(sa.select(Website.id, Website.url))}
         domains = {a: i for i, a in conn.execute(sa.select(Domain.id, Domain.ascii))}
+        units: dict[tuple[str, str], int] = {}
+        for i, uscc, name, office in conn.execute(sa.select(Unit.id, Unit.uscc, Unit.name, Unit.office_code)):
+            if uscc:
+                units[("uscc", uscc)] = i
+            units[("name", f"{office}/{name}")] = i
         found: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
             (subj, check): (status, reason, data or {})
             for subj, check, status, reason, data in conn.execute(
@@ -88,7 +95,16 @@ def compare(
         if got_key != exp_key:
             cmp.mismatches.append(f"{label} {check}: expected {exp_key}, got {got_key}")
 
+    # A scan of some offices is compared on what it covered: the units of those offices.
+    offices = set(scope.get("office_codes") or ())
+    office_by_uscc = {u.get("uscc"): u.get("office_code") for u in truth.get("units", []) if u.get("uscc")}
+
+    def covered(office: Any) -> bool:
+        return not offices or office in offices
+
     for site in truth["sites"]:
+        if not covered((site.get("unit") or {}).get("office_code")):
+            continue
         wid = sites.get(_norm_url(site["url"]))
         label = f"{site.get('scenario')} {site['url']}"
         if wid is None:
@@ -102,6 +118,8 @@ def compare(
                 exp = expected_badge(exp, rendered)
             one(f"site:{wid}", label, check, exp)
     for dom in truth["domains"]:
+        if not covered(office_by_uscc.get(dom.get("uscc"))):
+            continue
         did = domains.get(dom.get("ascii") or "")
         label = f"{dom.get('scenario', '')} {dom['domain']}"
         if did is None:
@@ -111,6 +129,18 @@ def compare(
             exp = dom["checks"].get(check)
             if exp is not None:
                 one(f"domain:{did}", label, check, exp)
+    for unit in truth.get("units", []):
+        if not covered(unit.get("office_code")):
+            continue
+        uid = units.get(("uscc", unit.get("uscc") or "")) or units.get(
+            ("name", f"{unit.get('office_code')}/{unit.get('name')}")
+        )
+        if uid is None:
+            continue  # a unit the registry import refused
+        for check in UNIT_CHECKS:
+            exp = unit["checks"].get(check)
+            if exp is not None:
+                one(f"unit:{uid}", f"unit {unit['name']}", check, exp)
     return cmp
 
 

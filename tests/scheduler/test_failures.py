@@ -119,7 +119,8 @@ def test_sigterm_during_scan_checkpoints_and_next_daemon_finishes(
         "SELECT COUNT(*) FROM domain JOIN unit ON unit.id = domain.unit_id WHERE unit.office_code = :o",
         o=office,
     )[0][0]
+    units = ws.query("SELECT COUNT(*) FROM unit WHERE office_code = :o", o=office)[0][0]
     done = ws.query("SELECT COUNT(DISTINCT subject) FROM finding WHERE scan_id = :s", s=scan_id)[0][0]
-    assert done == sites + domains
+    assert done == sites + domains + units
     office_addr = offices(simnet.offices_path)[office]["联系邮箱"]
     assert len(box.to(office_addr)) == 1

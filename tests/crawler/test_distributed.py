@@ -1,0 +1,325 @@
+"""Distributed scans: two `badgewatch worker` processes on one frontier in Redis and one PostgreSQL
+database; one worker killed with SIGKILL mid-way; the findings equal the single-process scan's; the
+per-IP limit holds across workers (counted by a proxy in front of the web farm)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from crawler.distributed import MAX_EXPIRED_LEASES, Frontier
+from storage.db import make_engine
+from storage.models import Finding, Scan, ScanLock
+from tests.crawler.conftest import ScannedCatalogue
+from tests.crawler.scanning import PgWorkspace, pg_workspace
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+
+def _done(ws: PgWorkspace, scan_id: int) -> int:
+    engine = make_engine(ws.db_url)
+    try:
+        with engine.connect() as conn:
+            q = sa.select(sa.func.count(sa.distinct(Finding.subject))).where(Finding.scan_id == scan_id)
+            return int(conn.execute(q).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _scan_row(ws: PgWorkspace, scan_id: int) -> tuple[str, dict[str, Any], int]:
+    engine = make_engine(ws.db_url)
+    try:
+        with engine.connect() as conn:
+            status, counters = conn.execute(
+                sa.select(Scan.status, Scan.counters).where(Scan.id == scan_id)
+            ).one()
+            locks = conn.execute(sa.select(sa.func.count()).select_from(ScanLock)).scalar_one()
+    finally:
+        engine.dispose()
+    return str(status), dict(counters or {}), int(locks)
+
+
+def _keys(redis_url: str, prefix: str) -> list[str]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return sorted(client.scan_iter(match=prefix + "*"))
+    finally:
+        client.close()
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"worker did not end:\n{err[-4000:]}") from None
+    return out, err
+
+
+def test_sqlite_is_refused(catalogue_ws: Any, redis_url: str) -> None:
+    proc = catalogue_ws.run("scan", "--distributed", check=False, BADGEWATCH_REDIS_URL=redis_url)
+    assert proc.returncode != 0
+    assert "分布式巡检需要 PostgreSQL" in proc.stderr, proc.stderr
+    proc = catalogue_ws.run("worker", check=False, BADGEWATCH_REDIS_URL=redis_url)
+    assert proc.returncode != 0 and "PostgreSQL" in proc.stderr, proc.stderr
+
+
+def test_two_workers_one_killed_equal_single_process(
+    scanned_catalogue: ScannedCatalogue,
+    simnet: Any,
+    tmp_path: Path,
+    fresh_pg_database: Callable[[], str],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    reference = scanned_catalogue.ws.findings(scanned_catalogue.scan_id)
+    subjects = {s for s, _ in reference}
+    ws = pg_workspace(tmp_path, simnet, fresh_pg_database())
+    # Small per-worker capacity (16 subjects leased at once) so both workers share the work.
+    extra: dict[str, Any] = {
+        "BADGEWATCH_REDIS_URL": redis_url,
+        "BADGEWATCH_REDIS_PREFIX": redis_prefix,
+        "BADGEWATCH_LEASE_TIMEOUT_S": "4",
+        "BADGEWATCH_CONCURRENCY": "8",
+    }
+    opened = json.loads(
+        ws.run("scan", "--distributed", "--no-wait", "--json", "--render", "auto", **extra).stdout
+    )
+    scan_id = int(opened["scan_id"])
+    assert opened["seeded"] == len(subjects)
+    frontier = Frontier(redis.Redis.from_url(redis_url, decode_responses=True), redis_prefix, scan_id)
+
+    victim = ws.popen("worker", "--scan", str(scan_id), **extra)
+    survivor = ws.popen("worker", "--scan", str(scan_id), "--json", **extra)
+    held_by_victim: set[str] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and victim.poll() is None:
+            owners = frontier.r.hgetall(frontier.owner)
+            held_by_victim = {str(s) for s, w in owners.items() if f":{victim.pid}:" in str(w)}
+            if _done(ws, scan_id) >= len(subjects) // 3 and held_by_victim:
+                break
+            time.sleep(0.1)
+        if victim.poll() is not None:
+            raise AssertionError(
+                "the worker ended before it could be killed:\n" + _finish(victim, 10)[1][-4000:]
+            )
+        assert held_by_victim, "the killed worker held no lease"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    partial = _done(ws, scan_id)
+    assert 0 < partial < len(subjects)
+
+    out, err = _finish(survivor, timeout=300)
+    assert survivor.returncode == 0, err[-4000:]
+    summary = json.loads(out)
+    assert summary["scan_status"] == "finished", err[-4000:]
+
+    final = ws.findings(scan_id)  # also asserts no (subject, check) twice
+    assert {s for s, _ in final} == subjects, "a subject is missing"
+    # What the killed worker held when it died was done by the other one.
+    assert held_by_victim <= {s for s, _ in final}
+    assert {k: v[:2] for k, v in final.items()} == {k: v[:2] for k, v in reference.items()}
+    assert all(1 <= v[2] <= 2 for v in final.values())
+
+    engine = make_engine(ws.db_url)
+    with engine.connect() as conn:
+        per_subject = conn.execute(
+            sa.select(Finding.subject, sa.func.count(sa.distinct(Finding.capture_id)))
+            .where(Finding.scan_id == scan_id)
+            .group_by(Finding.subject)
+        ).all()
+    engine.dispose()
+    # One capture per visited subject; unit-level findings rest on the registry (no capture).
+    assert all(n == (0 if s.startswith("unit:") else 1) for s, n in per_subject), per_subject
+
+    status, counters, locks = _scan_row(ws, scan_id)
+    assert status == "finished" and locks == 0
+    assert counters["distributed"] is True and counters["total"] == len(subjects)
+    assert sum(counters["by_status"].values()) == len(reference)
+    left = _keys(redis_url, redis_prefix)
+    assert not [k for k in left if "{scan:" in k or k.endswith(":scans")], left
+    # Only per-IP semaphore places the killed worker held may remain; they expire by themselves.
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert all(k.startswith(redis_prefix + "ip:") and 0 < client.pttl(k) <= 30_000 for k in left), left
+    client.close()
+
+    again = ws.run("worker", "--scan", str(scan_id), **extra)
+    assert "已结束" in again.stderr
+
+
+# --- per-IP politeness across workers ------------------------------------------------------------------
+
+
+class CountingProxy:
+    """An HTTP proxy in front of the web farm, listening on every farm address on one port: counts the
+    requests in flight per address (from the request read to the response sent) and the peak."""
+
+    def __init__(self, addresses: list[str], upstream_port: int) -> None:
+        self.addresses = addresses
+        self.upstream_port = upstream_port
+        self.active: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CountingProxy:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._listen())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _listen(self) -> None:
+        for _ in range(20):
+            probe = socket.socket()
+            probe.bind((self.addresses[0], 0))
+            port = probe.getsockname()[1]
+            probe.close()
+            try:
+                for addr in self.addresses:
+                    await asyncio.start_server(self._serve, addr, port)
+            except OSError:
+                continue
+            self.port = port
+            return
+        raise RuntimeError("no common free port")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        addr = writer.get_extra_info("sockname")[0]
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        self.active[addr] += 1
+        self.peak[addr] = max(self.peak[addr], self.active[addr])
+        self.served[addr] += 1
+        try:
+            lines = [ln for ln in head.split(b"\r\n") if ln and not ln.lower().startswith(b"connection:")]
+            request = b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n"
+            up_reader, up_writer = await asyncio.open_connection(addr, self.upstream_port)
+            up_writer.write(request)
+            await up_writer.drain()
+            body = await up_reader.read()
+            up_writer.close()
+            writer.write(body)
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.active[addr] -= 1
+            writer.close()
+
+
+@pytest.fixture()
+def slow_farm(simnet_factory: Callable[..., Any]) -> Iterator[tuple[Any, CountingProxy]]:
+    """40 sites on one address, every page 300 ms late, behind a counting proxy."""
+    net = simnet_factory("generated", sites=40, addresses=1, delay_ms=300, failure_rate=0.0)
+    proxy = CountingProxy(list(net.addresses), net.http_port).start()
+    try:
+        yield net, proxy
+    finally:
+        proxy.stop()
+
+
+def test_per_ip_limit_is_shared_by_workers(
+    slow_farm: tuple[Any, CountingProxy],
+    tmp_path: Path,
+    fresh_pg_database: Callable[[], str],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    net, proxy = slow_farm
+    ws = pg_workspace(tmp_path, net, fresh_pg_database())
+    sites = {s["address"] for s in net.ground_truth["sites"]}
+    assert len(sites) == 1
+    (address,) = sites
+    limit = 2
+    extra: dict[str, Any] = {
+        "BADGEWATCH_REDIS_URL": redis_url,
+        "BADGEWATCH_REDIS_PREFIX": redis_prefix,
+        "BADGEWATCH_PER_IP_CONCURRENCY": str(limit),
+        "BADGEWATCH_HTTP_PORT": str(proxy.port),
+        "BADGEWATCH_CONCURRENCY": "32",
+    }
+    # The waiting `scan` reports progress and may be the one that closes the scan.
+    waiting = ws.popen("scan", "--distributed", "--json", "--render", "never", **extra)
+    deadline = time.monotonic() + 60
+    while not _keys(redis_url, redis_prefix) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [ws.popen("worker", **extra) for _ in range(2)]
+    for w in workers:
+        _, err = _finish(w, timeout=300)
+        assert w.returncode == 0, err[-4000:]
+    out, err = _finish(waiting, timeout=120)
+    assert waiting.returncode == 0, err[-4000:]
+    result = json.loads(out)
+    assert result["status"] == "finished"
+    assert "badgewatch worker --scan" in err
+
+    # Both workers worked, and together they never had more than `limit` requests on the address
+    # (each alone would have allowed `limit`: without the shared semaphore the peak would reach 2×).
+    assert result["counters"]["workers"] == 2
+    assert proxy.served[address] >= 40
+    assert proxy.peak[address] == limit, dict(proxy.peak)
+    assert _keys(redis_url, redis_prefix) == []
+
+
+# --- leases, on a real Redis ---------------------------------------------------------------------------
+
+
+def test_expired_leases_return_and_poison_subjects_are_given_up(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    frontier = Frontier(client, redis_prefix, 1, lease_s=1.0)
+    assert frontier.seed(["site:1", "site:2", "domain:3"], total=3, done_before=0) == 3
+    assert frontier.take("a", 2) == ["site:1", "site:2"]
+    assert frontier.renew("a", ["site:1"]) == []
+    assert frontier.renew("b", ["site:2"]) == ["site:2"]  # b holds nothing
+    time.sleep(1.1)
+    # a died: its leases expired; b takes them back first, then the rest.
+    taken = frontier.take("b", 5)
+    assert set(taken[:2]) == {"site:1", "site:2"} and taken[2] == "domain:3"
+    assert frontier.renew("a", ["site:1"]) == ["site:1"]  # a's late renewal: lost
+    frontier.ack(["site:1", "site:2"])
+    st = frontier.status()
+    assert (st.pending, st.leased, st.done) == (0, 1, 2) and not st.drained
+    # A subject whose workers keep dying is given up after MAX_EXPIRED_LEASES expiries.
+    for _ in range(MAX_EXPIRED_LEASES):
+        time.sleep(1.1)
+        frontier.take("c", 1)
+    assert frontier.failed_subjects() == ["domain:3"]
+    assert frontier.status().drained
+    frontier.delete()
+    assert _keys(redis_url, redis_prefix) == []
+    client.close()
