@@ -116,6 +116,11 @@ def run_profile(name: str, sites: int, delay_ms: int, concurrency: int) -> dict[
             db.drop()
     one, two = out["1"], out["2"]
     out["ratio"] = round(two["subjects_per_s"] / one["subjects_per_s"], 2) if one["subjects_per_s"] else 0.0
+    out["ratio_wall"] = (
+        round(two["subjects_per_s_wall"] / one["subjects_per_s_wall"], 2)
+        if one["subjects_per_s_wall"]
+        else 0.0
+    )
     return out
 
 
@@ -151,6 +156,7 @@ def _run(env: dict[str, str], work: Path, workers: int) -> dict[str, Any]:
         peaks.append(next(int(x.split("=")[1]) for x in stderr.splitlines() if x.startswith("PEAK_RSS_KB=")))
         statuses.append(json.loads(stdout)["scan_status"])
     counters = _scan_counters(env["BADGEWATCH_DATABASE_URL"], int(scan["scan_id"]))
+    active = _active_s(env["BADGEWATCH_DATABASE_URL"], int(scan["scan_id"]))
     subjects = int(scan["seeded"])
     return {
         "workers": workers,
@@ -159,10 +165,31 @@ def _run(env: dict[str, str], work: Path, workers: int) -> dict[str, Any]:
         "sites": counters.get("sites", 0),
         "requests": counters.get("requests", 0),
         "wall_s": round(wall, 1),
-        "subjects_per_s": round(subjects / wall, 1),
-        "sites_per_s": round(counters.get("sites", 0) / wall, 1),
+        "active_s": round(active, 1),
+        "subjects_per_s": round(subjects / active, 1) if active else 0.0,
+        "sites_per_s": round(counters.get("sites", 0) / active, 1) if active else 0.0,
+        "subjects_per_s_wall": round(subjects / wall, 1),
         "worker_peak_rss_mb": [round(k / 1024) for k in peaks],
     }
+
+
+def _active_s(db_url: str, scan_id: int) -> float:
+    """Seconds from the first to the last finding written (worker start-up and shutdown excluded, as
+    in ``bench_scan.py``; findings are written in batches at most a second apart)."""
+    import sqlalchemy as sa
+
+    from storage.db import make_engine
+    from storage.models import Finding
+
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            sa.select(sa.func.min(Finding.created_at), sa.func.max(Finding.created_at)).where(
+                Finding.scan_id == scan_id
+            )
+        ).one()
+    engine.dispose()
+    return (last - first).total_seconds() if first is not None and last is not None else 0.0
 
 
 def _scan_counters(db_url: str, scan_id: int) -> dict[str, Any]:
@@ -210,7 +237,104 @@ def redis_memory(sites: int) -> dict[str, Any]:
     }
 
 
-def markdown(results: list[dict[str, Any]], memory: dict[str, Any]) -> str:
+def _proc_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def at_scale(sites: int, budget_s: float, concurrency: int) -> dict[str, Any]:
+    """A real registry of ``sites`` websites: the scan's frontier in Redis (``MEMORY USAGE`` of its
+    keys), and one worker's RSS sampled every 5 s while it works for ``budget_s`` seconds."""
+    import redis
+    import sqlalchemy as sa
+
+    from crawler.distributed import Frontier
+    from simnet.runtime import SimNet
+    from storage.db import make_engine
+    from storage.models import Finding
+
+    out: dict[str, Any] = {"sites": sites, "budget_s": budget_s}
+    with tempfile.TemporaryDirectory(prefix="bench-dist-scale-") as tmp:
+        work = Path(tmp)
+        net = SimNet("generated", workdir=work / "net", options={"sites": sites, "failure_rate": 0.0}).start()
+        db = Database()
+        prefix = f"bwbench:{uuid.uuid4().hex[:8]}:"
+        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            env = _env(net, work, db.url, prefix, BADGEWATCH_CONCURRENCY=str(concurrency))
+            subprocess.run(_bw("init"), env=env, cwd=work, check=True, capture_output=True)
+            t0 = time.perf_counter()
+            subprocess.run(
+                _bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
+                env=env,
+                cwd=work,
+                check=True,
+                capture_output=True,
+            )
+            out["import_s"] = round(time.perf_counter() - t0, 1)
+            t0 = time.perf_counter()
+            opened = subprocess.run(
+                _bw("scan", "--distributed", "--no-wait", "--json", "--render", "never"),
+                env=env,
+                cwd=work,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            scan = json.loads(opened.stdout)
+            out["seed_s"] = round(time.perf_counter() - t0, 1)
+            out["seeded"] = int(scan["seeded"])
+            frontier = Frontier(client, prefix, int(scan["scan_id"]))
+            out["frontier_mb"] = round(frontier.memory_bytes() / 2**20, 2)
+            worker = subprocess.Popen(
+                _bw("worker", "--scan", str(scan["scan_id"])),
+                env=env,
+                cwd=work,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            start = time.monotonic()
+            samples: list[dict[str, Any]] = []
+            peak = 0
+            engine = make_engine(db.url)
+            while worker.poll() is None and time.monotonic() - start < budget_s:
+                time.sleep(5)
+                peak = max(peak, _proc_kib(worker.pid, "VmHWM"))
+                with engine.connect() as conn:
+                    done = conn.execute(
+                        sa.select(sa.func.count(sa.distinct(Finding.subject))).where(
+                            Finding.scan_id == int(scan["scan_id"])
+                        )
+                    ).scalar_one()
+                samples.append(
+                    {
+                        "s": round(time.monotonic() - start),
+                        "subjects": int(done),
+                        "rss_mb": round(_proc_kib(worker.pid, "VmRSS") / 1024),
+                        "frontier_mb": round(frontier.memory_bytes() / 2**20, 2),
+                    }
+                )
+            worker.kill()
+            worker.wait()
+            engine.dispose()
+            out["worker_peak_rss_mb"] = round(peak / 1024)
+            out["samples"] = samples
+            frontier.delete()
+        finally:
+            client.close()
+            net.stop()
+            db.drop()
+    return out
+
+
+def markdown(
+    results: list[dict[str, Any]], memory: dict[str, Any], scale: dict[str, Any] | None = None
+) -> str:
     lines = [
         "## Distributed scan: 1 worker vs 2 workers on one machine",
         "",
@@ -218,8 +342,13 @@ def markdown(results: list[dict[str, Any]], memory: dict[str, Any]) -> str:
         "PostgreSQL and Redis on loopback; simnet in its own process on the same cores. Measured by "
         "`python benchmarks/bench_distributed.py` in one run; `--render never`.",
         "",
-        "| simnet | workers | subjects | wall (s) | subjects/s | sites/s | requests | worker peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "Rates are over the active crawl: from the first to the last finding written (process start-up "
+        "and shutdown excluded, as in `bench_scan.py`); the wall-clock rate, start-up included, is "
+        "beside it. Subjects are websites, domains and units.",
+        "",
+        "| simnet | workers | subjects | active (s) | subjects/s | sites/s | wall (s) | subjects/s (wall) "
+        "| requests | worker peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         label = (
@@ -230,10 +359,11 @@ def markdown(results: list[dict[str, Any]], memory: dict[str, Any]) -> str:
             x = r[n]
             rss = ", ".join(f"{m} MB" for m in x["worker_peak_rss_mb"])
             lines.append(
-                f"| {label} | {n} | {x['subjects']:,} | {x['wall_s']} | **{x['subjects_per_s']}** | "
-                f"{x['sites_per_s']} | {x['requests']:,} | {rss} |"
+                f"| {label} | {n} | {x['subjects']:,} | {x['active_s']} | **{x['subjects_per_s']}** | "
+                f"{x['sites_per_s']} | {x['wall_s']} | {x['subjects_per_s_wall']} | {x['requests']:,} "
+                f"| {rss} |"
             )
-        lines.append(f"| {label} | **ratio 2/1** | | | **{r['ratio']}×** | | | |")
+        lines.append(f"| {label} | **ratio 2/1** | | | **{r['ratio']}×** | | | {r['ratio_wall']}× | | |")
     m = memory
     lines += [
         "",
@@ -243,6 +373,22 @@ def markdown(results: list[dict[str, Any]], memory: dict[str, Any]) -> str:
         f"4,096 subjects leased; {m['left_after_delete_mb']} MB left after the scan's keys are deleted.",
         "",
     ]
+    if scale:
+        last = scale["samples"][-1] if scale["samples"] else {"subjects": 0}
+        series = ", ".join(
+            f"{x['s']} s: {x['subjects']:,} / {x['rss_mb']} MB / {x['frontier_mb']} MB"
+            for x in scale["samples"]
+        )
+        lines += [
+            f"At scale: a registry of {scale['sites']:,} generated sites imported into PostgreSQL "
+            f"({scale['import_s']} s), `scan --distributed` seeded {scale['seeded']:,} subjects in "
+            f"{scale['seed_s']} s; the scan's Redis keys then held **{scale['frontier_mb']} MB**. One worker "
+            f"then ran for {scale['budget_s']:.0f} s ({last['subjects']:,} subjects done): peak RSS "
+            f"**{scale['worker_peak_rss_mb']} MB**.",
+            "",
+            f"Samples (seconds: subjects done / worker RSS / Redis keys): {series}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -254,16 +400,31 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=128)
     ap.add_argument("--latency-concurrency", type=int, default=16)
     ap.add_argument("--memory-sites", type=int, default=100_000)
+    ap.add_argument(
+        "--scale-sites",
+        type=int,
+        default=0,
+        help="also run one worker on a registry of N sites (e.g. 100000)",
+    )
+    ap.add_argument("--scale-budget-s", type=float, default=300.0)
+    ap.add_argument("--no-ratio", action="store_true", help="skip the 1-vs-2-worker runs")
+    ap.add_argument("--only", choices=["cpu", "latency"], default=None, help="run one of the two simnets")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    results = [
-        run_profile("CPU-bound", args.sites, 0, args.concurrency),
-        run_profile("latency-bound", args.latency_sites, args.delay_ms, args.latency_concurrency),
-    ]
+    results = []
+    if not args.no_ratio:
+        if args.only in (None, "cpu"):
+            results.append(run_profile("CPU-bound", args.sites, 0, args.concurrency))
+        if args.only in (None, "latency"):
+            results.append(
+                run_profile("latency-bound", args.latency_sites, args.delay_ms, args.latency_concurrency)
+            )
+        print(json.dumps({"results": results}, indent=2), flush=True)
     memory = redis_memory(args.memory_sites)
-    print(json.dumps({"results": results, "redis": memory}, indent=2))
+    scale = at_scale(args.scale_sites, args.scale_budget_s, args.concurrency) if args.scale_sites else None
+    print(json.dumps({"redis": memory, "scale": scale}, indent=2))
     if args.out:
-        Path(args.out).write_text(markdown(results, memory) + "\n", encoding="utf-8")
+        Path(args.out).write_text(markdown(results, memory, scale) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

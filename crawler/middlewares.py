@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 
 from crawler.context import ScanContext, get_context
@@ -79,7 +79,14 @@ class ResolveGuardMiddleware:
             semaphore = IpSemaphore(config.redis_url, config.redis_prefix, config.per_ip_concurrency, ttl)
         else:
             semaphore = LocalIpLimiter(config.per_ip_concurrency)
-        return cls(context, semaphore)
+        mw = cls(context, semaphore)
+        crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
+        return mw
+
+    async def spider_closed(self, spider: Spider | None = None) -> None:
+        # Places a distributed worker keeps between requests go back at once (not after their expiry).
+        if isinstance(self.semaphore, IpSemaphore):
+            await self.semaphore.aclose()
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> Any:
         if request.url.startswith("data:"):

@@ -323,3 +323,54 @@ def test_expired_leases_return_and_poison_subjects_are_given_up(redis_url: str, 
     frontier.delete()
     assert _keys(redis_url, redis_prefix) == []
     client.close()
+
+
+def test_ip_places_are_kept_briefly_and_never_exceed_the_limit(redis_url: str, redis_prefix: str) -> None:
+    """Two workers' semaphores on one address (limit 2) on real Redis: a released place is reused by
+    its worker without Redis, goes back to Redis after ``IP_IDLE_S`` for the other worker, and the
+    holders in Redis never exceed the limit; closing returns every place."""
+    import asyncio
+
+    import redis
+
+    from crawler.distributed import IP_IDLE_S, IpSemaphore
+
+    key = redis_prefix + "ip:192.0.2.7"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    async def scenario() -> None:
+        a = IpSemaphore(redis_url, redis_prefix, 2, 30)
+        b = IpSemaphore(redis_url, redis_prefix, 2, 30)
+        t1 = await a.acquire("192.0.2.7")
+        t2 = await a.acquire("192.0.2.7")
+        assert client.zcard(key) == 2 and a.redis_acquires == 2
+        await a.release("192.0.2.7", t1)
+        # Reused by its worker without asking Redis.
+        assert await a.acquire("192.0.2.7") == t1 and a.redis_acquires == 2
+        await a.release("192.0.2.7", t1)
+        # The other worker finds the address full until A's idle place goes back.
+        started = asyncio.get_running_loop().time()
+        waiting = asyncio.ensure_future(b.acquire("192.0.2.7"))
+        peak = 0
+        while not waiting.done():
+            peak = max(peak, client.zcard(key))
+            await asyncio.sleep(0.02)
+        waited = asyncio.get_running_loop().time() - started
+        assert waited >= IP_IDLE_S * 0.8, waited
+        assert b.waits > 0 and peak <= 2
+        assert client.zcard(key) == 2  # A's place in use (t2) and B's new one
+        # A waiter of the same worker gets a released place directly.
+        handed = asyncio.ensure_future(a.acquire("192.0.2.7"))
+        await asyncio.sleep(0.05)
+        assert not handed.done()
+        await a.release("192.0.2.7", t2)
+        assert await asyncio.wait_for(handed, 1) == t2
+        await a.aclose()
+        assert client.zcard(key) == 1  # only B's place is left
+        await b.aclose()
+        assert client.zcard(key) == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        client.close()
