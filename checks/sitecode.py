@@ -12,7 +12,6 @@ Verdict ``data``: ``value`` (the code judged, or None), ``source`` (``meta`` / `
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,20 +63,17 @@ def _machine_sources(doc: Document, name: str) -> list[_Seen]:
 
 
 _Collected = tuple[list[_Seen], Search]
-# The check and its needs function read the same page one after the other: collect once per page and
-# capture state (a few entries; finished pages are not kept alive).
-_COLLECTED: OrderedDict[int, tuple[Page, tuple[object, ...], _Collected]] = OrderedDict()
 
 
 def _collect(page: Page) -> _Collected:
+    # The check and its needs function read the same page one after the other: collect once per page
+    # and capture state (kept in ``page.memo``, freed with the page).
     state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated)
-    hit = _COLLECTED.get(id(page))
-    if hit is not None and hit[0] is page and hit[1] == state:
-        return hit[2]
+    hit: tuple[tuple[object, ...], _Collected] | None = page.memo.get("site_code")
+    if hit is not None and hit[0] == state:
+        return hit[1]
     result = _collect_now(page)
-    _COLLECTED[id(page)] = (page, state, result)
-    while len(_COLLECTED) > 4:
-        _COLLECTED.popitem(last=False)
+    page.memo["site_code"] = (state, result)
     return result
 
 
@@ -152,9 +148,7 @@ def check_site_code(page: Page, expected: Expected, rules: Rules) -> Verdict:
             why = f"登记值“{expected.site_code}”不是有效的政府网站标识码"
         issues.append(("site_code.not_in_registry", why))
 
-    data = dict(
-        base, value=chosen.value or chosen.raw, source=chosen.source, issues=[c for c, _ in issues]
-    )
+    data = dict(base, value=chosen.value or chosen.raw, source=chosen.source, issues=[c for c, _ in issues])
     code = issues[0][0] if issues else "site_code.ok"
     evidence = (chosen.evidence,)
     return Verdict("site_code", describe(code).status, code, "；".join(d for _, d in issues), evidence, data)

@@ -26,6 +26,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin
 
@@ -105,13 +106,21 @@ class VisibleText:
     folds: list[_Fold] = field(default_factory=list)
     n2r: list[int] | None = None  # explicit normalised → raw map (slow path), else ``folds``
     cursor0: int = 0
-    _seg_src: list[int | None] | None = None
+    line0: int = 0  # when set, ``cursor0`` is the start of this source line
+    # Evidence support, built on first use: source offsets of the segments located so far (in
+    # document order, by one finder), and the bisect keys of folds and segments.
+    _seg_src: list[int | None] = field(default_factory=list)
+    _finder: _Finder | None = None
+    _fold_norms: list[int] | None = None
+    _seg_starts: list[int] | None = None
 
     # --- coordinates -----------------------------------------------------------------------------
     def norm_to_raw(self, i: int) -> int:
         if self.n2r is not None:
             return self.n2r[min(i, len(self.n2r) - 1)] if self.n2r else 0
-        k = bisect.bisect_right([f.norm for f in self.folds], i) - 1
+        if self._fold_norms is None:
+            self._fold_norms = [f.norm for f in self.folds]
+        k = bisect.bisect_right(self._fold_norms, i) - 1
         if k < 0:
             return i
         f = self.folds[k]
@@ -124,11 +133,12 @@ class VisibleText:
         if not self.segments or i < 0:
             return None
         r = self.norm_to_raw(i)
-        k = bisect.bisect_right([sg.raw_start for sg in self.segments], r) - 1
+        if self._seg_starts is None:
+            self._seg_starts = [sg.raw_start for sg in self.segments]
+        k = bisect.bisect_right(self._seg_starts, r) - 1
         if k < 0:
             return None
-        seg_src = self._located()
-        base = seg_src[k]
+        base = self._segment_source(k)
         if base is None:
             return None
         seg = self.segments[k]
@@ -139,15 +149,24 @@ class VisibleText:
         pos = where[off] if off < len(where) else -1
         return pos if pos >= 0 else None
 
-    def _located(self) -> list[int | None]:
-        """Source offset of every segment, found in document order (computed once)."""
-        if self._seg_src is None:
-            starts = _line_starts(self.source)
-            finder = _Finder(self.source, starts, self.cursor0)
-            self._seg_src = [
-                finder.locate(sg.text, sg.line, sg.attr) if sg.text.strip() else None for sg in self.segments
-            ]
-        return self._seg_src
+    def _segment_source(self, k: int) -> int | None:
+        """Source offset of segment ``k``. Segments are located in document order by one finder (each
+        search starts where the previous one ended), so only those up to ``k`` are located, once."""
+        located = self._seg_src
+        if len(located) <= k:
+            finder = self._finder
+            if finder is None:
+                index = _lines(self.source)
+                if self.line0:
+                    at = index.start_or_none(self.line0)
+                    self.cursor0 = index.table()[-1] if at is None else at
+                    self.line0 = 0
+                finder = self._finder = _Finder(self.source, index, self.cursor0)
+            segments = self.segments
+            for j in range(len(located), k + 1):
+                sg = segments[j]
+                located.append(finder.locate(sg.text, sg.line, sg.attr) if sg.text.strip() else None)
+        return located[k]
 
     def source_span(self, start: int, end: int) -> tuple[int | None, int | None]:
         """Source offsets ``[s, e)`` of ``text[start:end]`` (None when not located)."""
@@ -207,7 +226,7 @@ class _Finder:
     """Finds parsed text (entities decoded) in the source, in document order."""
 
     source: str
-    line_starts: Sequence[int]
+    lines: _Lines
     cursor: int = 0
 
     def locate(self, text: str, line: int | None, attr: bool) -> int | None:
@@ -215,37 +234,147 @@ class _Finder:
         lead = len(text) - len(text.lstrip())
         body = text[lead:].rstrip()
         start_at = self.cursor
-        if line is not None and 0 < line <= len(self.line_starts):
-            start_at = max(start_at, self.line_starts[line - 1])
-        # Most text is in the source verbatim or with the usual escapes; else anchor on the longest
-        # entity-free prefix.
-        run = re.split(r"[&<>\"'\u00a0\r]", body, maxsplit=1)[0][:24]
-        for needle in dict.fromkeys((body[:64], html.escape(body, quote=attr)[:64], run)):
+        if line is not None and (at := self.lines.start_or_none(line)) is not None:
+            start_at = max(start_at, at)
+        # Most text is in the source verbatim (tried first, alone); else with the usual escapes; else
+        # anchor on the longest entity-free prefix.
+        first = body[:64]
+        if first and (found := self._find(first, start_at, attr)) is not None:
+            return found - lead
+        run = _ENTITY_FREE.split(body, maxsplit=1)[0][:24]
+        for needle in list(dict.fromkeys((first, html.escape(body, quote=attr)[:64], run)))[1:]:
             if not needle or (needle is run and len(run) < 2 and len(body) > 1):
                 continue
-            pos = self.source.find(needle, start_at)
-            if pos < 0 and start_at != self.cursor:
-                pos = self.source.find(needle, self.cursor)
-            if pos >= 0:
-                if not attr:
-                    self.cursor = pos + len(needle)
-                return pos - lead
+            if (found := self._find(needle, start_at, attr)) is not None:
+                return found - lead
         return None
 
+    def _find(self, needle: str, start_at: int, attr: bool) -> int | None:
+        pos = self.source.find(needle, start_at)
+        if pos < 0 and start_at != self.cursor:
+            pos = self.source.find(needle, self.cursor)
+        if pos < 0:
+            return None
+        if not attr:
+            self.cursor = pos + len(needle)
+        return pos
 
-_STARTS_CACHE: OrderedDict[int, tuple[str, list[int]]] = OrderedDict()
+
+_ENTITY_FREE = re.compile("[&<>\"'\u00a0\r]")
 
 
-def _line_starts(text: str) -> list[int]:
-    """Offsets of the line starts of ``text`` (cached for the few documents being read)."""
+class _Lines:
+    """Line numbers of a text as lxml counts them (see :func:`_compute_line_starts`), worked out
+    near where they are asked for.
+
+    The checks ask about a few places (trigger words, the blocks around them, a meta or two): a
+    newline count from the nearest place already known, or a few ``find`` steps, costs less than a
+    table of every line of the page, which is built only when a question lands far from all of them.
+    ``start``/``size`` answer as ``_compute_line_starts(text)[line - 1]`` / ``len(...)`` would.
+    """
+
+    __slots__ = ("_last", "_lines", "_offsets", "_size", "_table", "text")
+    _WALK = 48  # lines walked with find before the whole table is cheaper
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        # Known line starts: line numbers and their offsets, both ascending.
+        self._lines = [1]
+        self._offsets = [0]
+        self._table: list[int] | None = None
+        self._size: int | None = None
+        self._last = (0, 1)  # the last offset asked about and its line
+
+    def table(self) -> list[int]:
+        if self._table is None:
+            self._table = _compute_line_starts(self.text)
+        return self._table
+
+    def size(self) -> int:
+        """How many line starts the table has."""
+        if self._table is not None:
+            return len(self._table)
+        if self._size is None:
+            text = self.text
+            self._size = 1 + text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        return self._size
+
+    def _learn(self, line: int, offset: int) -> None:
+        k = bisect.bisect_left(self._lines, line)
+        if k == len(self._lines) or self._lines[k] != line:
+            self._lines.insert(k, line)
+            self._offsets.insert(k, offset)
+
+    def line_of(self, pos: int) -> int:
+        """The 1-based line of offset ``pos``."""
+        if self._table is not None or not 0 <= pos < len(self.text):
+            return bisect.bisect_right(self.table(), pos)
+        k = bisect.bisect_right(self._offsets, pos) - 1
+        base, line = self._offsets[k], self._lines[k]
+        last_pos, last_line = self._last
+        if base <= last_pos <= pos:
+            base, line = last_pos, last_line  # counting on from the previous question, on a long line
+        n = self.text.count("\n", base, pos)
+        if n:
+            self._learn(line + n, self.text.rfind("\n", base, pos) + 1)
+        self._last = (pos, line + n)
+        return line + n
+
+    def start(self, line: int) -> int:
+        """Offset of the first character of ``line`` (1-based, at most :meth:`size`)."""
+        if self._table is None:
+            k = bisect.bisect_right(self._lines, line) - 1
+            known, offset = self._lines[k], self._offsets[k]
+            if line == known:
+                return offset
+            text = self.text
+            if k + 1 < len(self._lines) and self._lines[k + 1] - line < line - known:
+                # Closer from above: step back over newlines.
+                known, offset = self._lines[k + 1], self._offsets[k + 1]
+                if known - line <= self._WALK:
+                    for _ in range(known - line):
+                        offset = text.rfind("\n", 0, offset - 1) + 1
+                    self._learn(line, offset)
+                    return offset
+            elif line - known <= self._WALK:
+                for _ in range(line - known):
+                    nl = text.find("\n", offset)
+                    if nl < 0:
+                        break  # past the last newline: the table's last entry (or none)
+                    offset = nl + 1
+                else:
+                    self._learn(line, offset)
+                    return offset
+        return self.table()[line - 1]
+
+    def start_or_none(self, line: int) -> int | None:
+        """:meth:`start`, or None for a line the table does not have."""
+        if line < 1:
+            return None
+        try:
+            return self.start(line)
+        except IndexError:
+            return None
+
+    def length(self, line: int) -> int:
+        """Characters from the start of ``line`` to the start of the next (the text's end)."""
+        end = self.start_or_none(line + 1)
+        return (len(self.text) if end is None else end) - self.start(line)
+
+
+_STARTS_CACHE: OrderedDict[int, tuple[str, _Lines]] = OrderedDict()
+
+
+def _lines(text: str) -> _Lines:
+    """The line index of ``text`` (kept for the few documents being read)."""
     hit = _STARTS_CACHE.get(id(text))
     if hit is not None and hit[0] is text:
         return hit[1]
-    starts = _compute_line_starts(text)
-    _STARTS_CACHE[id(text)] = (text, starts)
+    lines = _Lines(text)
+    _STARTS_CACHE[id(text)] = (text, lines)
     while len(_STARTS_CACHE) > _CACHE_SIZE:
         _STARTS_CACHE.popitem(last=False)
-    return starts
+    return lines
 
 
 def _compute_line_starts(text: str) -> list[int]:
@@ -262,13 +391,6 @@ def _compute_line_starts(text: str) -> list[int]:
 _NEWLINE = re.compile("\n")
 
 
-def _is_hidden(el: etree._Element) -> bool:
-    if el.get("hidden") is not None:
-        return True
-    style = el.get("style")
-    return bool(style and _HIDDEN_STYLE.search(style))
-
-
 def _link_target(el: etree._Element) -> str:
     href = (el.get("href") or "").strip()
     if href and not href.lower().startswith("javascript:") and href != "#":
@@ -282,41 +404,53 @@ def _link_target(el: etree._Element) -> str:
 
 
 def _walk(b: _Builder, root: etree._Element) -> None:
+    # The hot loop of every context: builder methods bound once, and an element's source line asked
+    # for only when it has text to emit.
     open_anchors: list[tuple[int, str]] = []
     walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
     skipped: set[etree._Element] = set()
+    emit, sep = b.emit, b.sep
+    hidden_style = _HIDDEN_STYLE.search
     for event, el in walker:
-        if event in ("comment", "pi"):
+        if event == "comment" or event == "pi":
             # A comment is not text, but what follows it is.
-            if el is not root:
-                b.emit(el.tail, el.sourceline)
+            if el is not root and (tail := el.tail):
+                emit(tail, el.sourceline)
             continue
         tag = el.tag
         is_elem = isinstance(tag, str)
         if event == "start":
-            if not is_elem or tag in _SKIP or _is_hidden(el):
+            if (
+                not is_elem
+                or tag in _SKIP
+                or el.get("hidden") is not None
+                or ((style := el.get("style")) and hidden_style(style))
+            ):
                 skipped.add(el)
                 walker.skip_subtree()
                 continue
             tag = tag.lower()
             if tag not in _INLINE:
-                b.sep()
+                sep()
             if tag == "a":
                 if title := el.get("title"):
-                    b.sep()
-                    b.emit(title, el.sourceline, attr=True)
-                    b.sep()
+                    sep()
+                    emit(title, el.sourceline, attr=True)
+                    sep()
                 open_anchors.append((b.length, _link_target(el)))
             elif tag in ("img", "input", "area"):
-                b.sep()
-                b.emit(el.get("alt"), el.sourceline, attr=True)
-                b.sep()
-                if (title := el.get("title")) and title != el.get("alt"):
-                    b.emit(title, el.sourceline, attr=True)
-                    b.sep()
+                sep()
+                alt = el.get("alt")
+                if alt:
+                    emit(alt, el.sourceline, attr=True)
+                sep()
+                if (title := el.get("title")) and title != alt:
+                    emit(title, el.sourceline, attr=True)
+                    sep()
             elif tag == "br":
-                b.sep()
-            b.emit(el.text, el.sourceline)
+                sep()
+            if text := el.text:
+                emit(text, el.sourceline)
         else:
             if el in skipped:
                 skipped.discard(el)
@@ -326,9 +460,9 @@ def _walk(b: _Builder, root: etree._Element) -> None:
                     start, href = open_anchors.pop()
                     b.anchors.append((start, b.length, href))
                 if tag not in _INLINE:
-                    b.sep()
-            if el is not root:
-                b.emit(el.tail, el.sourceline)
+                    sep()
+            if el is not root and (tail := el.tail):
+                emit(tail, el.sourceline)
 
 
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);?")
@@ -361,7 +495,28 @@ def _align(source: str, base: int, text: str) -> list[int]:
 # Characters the per-character path must see: whitespace, invisible marks, and those normalise_char
 # rewrites beyond NFKC.
 _SPACE_RUN = re.compile(r" +")
+_MULTI_SPACE = re.compile(r"  +")
 _CHAR_CACHE: dict[str, str] = {}
+# What _normalise knows of every character seen so far: those that normalise to one character (the
+# table maps those that change), and those that expand or vanish. ASCII other than whitespace is left
+# as it is.
+_ASCII_KEPT = frozenset(chr(i) for i in range(128) if not chr(i).isspace())
+_SIMPLE: set[str] = set(_ASCII_KEPT)
+_SPECIAL: set[str] = set()
+_TABLE: dict[int, str] = {}
+
+
+def _classify(chars: Iterable[str]) -> None:
+    if len(_SIMPLE) + len(_SPECIAL) > 50_000:
+        _SIMPLE.clear()
+        _SIMPLE.update(_ASCII_KEPT)
+        _SPECIAL.clear()
+        _TABLE.clear()
+    for ch in chars:
+        n = _norm_char(ch)
+        (_SIMPLE if len(n) == 1 else _SPECIAL).add(ch)
+        if n != ch:
+            _TABLE[ord(ch)] = n
 
 
 def _norm_char(ch: str) -> str:
@@ -381,40 +536,33 @@ def _normalise(b: _Builder, name: str, source: str, cursor0: int) -> VisibleText
     anything else goes character by character through :func:`normalise_char`.
     """
     raw = "".join(b.parts)
-    # One lookup per distinct character: full-width forms, ideographic spaces and the like map to one
-    # character each (positions are kept, str.translate does the work); the rare character that
-    # expands or vanishes (an ellipsis, a zero-width space) sends the text down the slow path.
-    table: dict[int, str] = {}
-    one_to_one = True
-    for ch in set(raw):
-        if ch.isascii() and not ch.isspace():
-            continue
-        n = _norm_char(ch)
-        if len(n) != 1:
-            one_to_one = False
-        if n != ch:
-            table[ord(ch)] = n
+    # Full-width forms, ideographic spaces and the like map to one character each (positions are
+    # kept, str.translate does the work, with one table for every page); the rare character that
+    # expands or vanishes (an ellipsis, a zero-width space) sends the text down the slow path. Only
+    # characters never seen before are looked at one by one.
+    chars = set(raw)
+    if not chars <= _SIMPLE:
+        _classify(chars - _SIMPLE)
+    table = _TABLE
+    one_to_one = _SPECIAL.isdisjoint(chars)
     if one_to_one:
-        flat = raw.translate(table) if table else raw
-        parts: list[str] = []
+        flat = raw.translate(table)
+        # Space runs fold to one space (a leading run to none). A single space between words maps one
+        # to one, like the characters around it, so only longer runs and a leading space are folds.
         folds: list[_Fold] = []
-        n_out = 0
-        k = 0
-        last_space = True
-        for m in _SPACE_RUN.finditer(flat):
-            if m.start() > k:
-                parts.append(flat[k : m.start()])
-                n_out += m.start() - k
-                last_space = False
-            emitted = not last_space
-            folds.append(_Fold(n_out, m.start(), m.end(), emitted))
-            if emitted:
-                parts.append(" ")
-                n_out += 1
-                last_space = True
-            k = m.end()
-        parts.append(flat[k:])
-        vt = VisibleText(name, source, "".join(parts), (), raw, b.segments, folds, None, cursor0)
+        removed = 0
+        if flat.startswith(" ") and not flat.startswith("  "):
+            folds.append(_Fold(0, 0, 1, False))
+            removed = 1
+        for m in _MULTI_SPACE.finditer(flat):
+            start, end = m.start(), m.end()
+            emitted = start > 0
+            folds.append(_Fold(start - removed, start, end, emitted))
+            removed += end - start - (1 if emitted else 0)
+        text = _SPACE_RUN.sub(" ", flat)
+        if text.startswith(" "):
+            text = text[1:]
+        vt = VisibleText(name, source, text, (), raw, b.segments, folds, None, cursor0)
         raw_to_norm = _fold_raw_to_norm(folds)
     else:
         out: list[str] = []
@@ -463,12 +611,11 @@ def visible_text(doc: Document, root: etree._Element | None = None, name: str = 
     """Visible text of ``root`` (default: the whole document)."""
     b = _Builder()
     node = doc.tree if root is None else root
-    cursor0 = 0
-    if root is not None and root.sourceline:
-        ls = _line_starts(doc.text)
-        cursor0 = ls[min(root.sourceline, len(ls)) - 1]
     _walk(b, node)
-    return _normalise(b, name, doc.text, cursor0)
+    vt = _normalise(b, name, doc.text, 0)
+    if root is not None and root.sourceline:
+        vt.line0 = root.sourceline  # the evidence finder starts at this line (worked out on demand)
+    return vt
 
 
 # --- contexts around trigger words -----------------------------------------------------------------
@@ -549,16 +696,18 @@ def _trigger_lines(
     hidden: dict[int, set[str]] = {}
     if not hits:
         return shown, hidden, False
-    starts = _line_starts(text)
     # Titles and metas in <head> are not the footer.
     body = _BODY_TAG.search(text)
     body_at = body.start() if body else 0
+    index = _lines(text)
+    # Lines counted in page order: each count runs from the previous hit, not from the top.
+    line_at = {p: index.line_of(p) for p in sorted({p for p, _ in hits if p >= body_at})}
     spans = _hidden_spans(text)
     for p, word in hits:
         if p < body_at:
             continue
         target = hidden if _in_spans(spans, p) else shown
-        target.setdefault(bisect.bisect_right(starts, p), set()).add(word)
+        target.setdefault(line_at[p], set()).add(word)
     cut = False
     for group in (shown, hidden):
         if len(group) > _MAX_TRIGGER_LINES:
@@ -624,6 +773,7 @@ def _block_of(el: etree._Element) -> etree._Element:
     return node
 
 
+@lru_cache(maxsize=256)
 def _norm_word(word: str) -> str:
     return "".join(normalise_char(c) for c in word)
 
@@ -663,31 +813,24 @@ def _ancestors_or_self(el: etree._Element) -> set[etree._Element]:
 
 
 def trigger_contexts(doc: Document, name: str = "home", triggers: Sequence[str] = TRIGGERS) -> DocText:
-    """The visible-text contexts around trigger words of ``doc`` (cached per document)."""
-    key = (id(doc), name, tuple(triggers))
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is doc:
-        _CACHE.move_to_end(key)
-        return hit[1]
-    result = _build_contexts(doc, name, triggers)
-    _CACHE[key] = (doc, result)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return result
+    """The visible-text contexts around trigger words of ``doc`` (kept in ``doc.memo``)."""
+    key = ("contexts", name, triggers if isinstance(triggers, tuple) else tuple(triggers))
+    hit: DocText | None = doc.memo.get(key)
+    if hit is None:
+        hit = doc.memo[key] = _build_contexts(doc, name, triggers)
+    return hit
 
 
-_CACHE: OrderedDict[tuple[int, str, tuple[str, ...]], tuple[Document, DocText]] = OrderedDict()
-# The suite runs every check of one page before the next page: a few entries suffice, and a small
-# bound keeps few finished pages (their trees) alive.
+# What is derived from one document or page lives in its ``memo`` (freed with it, at once: a finished
+# page in a module cache was freed pages later, from a cold CPU cache, at a cost comparable to the
+# checks). Only line tables, which hold no tree, are kept here.
 _CACHE_SIZE = 6
 
 
 def clear_caches() -> None:
-    """Drop every per-document cache of this module (they are bounded; a crawler may call this between
-    pages so finished pages are freed at once)."""
-    for cache in (_STARTS_CACHE, _CACHE, _SCRIPTS_CACHE, _HEAD_ELEMENTS_CACHE, _SHOWN_CACHE,
-                  _SCRIPT_DOCS_CACHE, _SEARCH_CACHE):  # fmt: skip
-        cache.clear()
+    """Drop this module's own caches (line tables; bounded). What is derived from a page lives in
+    ``Page.memo``/``Document.memo`` and goes with it."""
+    _STARTS_CACHE.clear()
 
 
 def _build_contexts(doc: Document, name: str, triggers: Sequence[str]) -> DocText:
@@ -739,11 +882,10 @@ def _add_contexts(
 ) -> None:
     """Add the context of each line: the smallest block around it whose visible text shows every
     trigger word of that line (words that sit in comments or scripts widen it up to the root)."""
-    starts = _line_starts(doc.text)
+    index = _lines(doc.text)
     for line in sorted(lines):
         words = lines[line]
-        end = starts[line] if line < len(starts) else len(doc.text)
-        if end - starts[line - 1] > _LONG_LINE:
+        if index.length(line) > _LONG_LINE:
             # Minified markup: a line says little, the text itself says where the words are.
             el = _block_of(_descend(root, words))
         else:
@@ -847,34 +989,20 @@ def same_site(url: str, page_url: str) -> bool:
     return host in (own, base) or host.endswith("." + base)
 
 
-_SCRIPTS_CACHE: OrderedDict[int, tuple[Document, list[tuple[str, str]]]] = OrderedDict()
-
-
 def _live_scripts(doc: Document) -> list[tuple[str, str]]:
     """``(src, inline_text)`` of every executable ``<script>`` in live markup (src absolute, or "")."""
-    hit = _SCRIPTS_CACHE.get(id(doc))
-    if hit is not None and hit[0] is doc:
-        return hit[1]
-    out = _read_scripts(doc)
-    _SCRIPTS_CACHE[id(doc)] = (doc, out)
-    while len(_SCRIPTS_CACHE) > _CACHE_SIZE:
-        _SCRIPTS_CACHE.popitem(last=False)
+    out: list[tuple[str, str]] | None = doc.memo.get("live_scripts")
+    if out is None:
+        out = doc.memo["live_scripts"] = _read_scripts(doc)
     return out
-
-
-_HEAD_ELEMENTS_CACHE: OrderedDict[int, tuple[Document, list[etree._Element]]] = OrderedDict()
 
 
 def scripts_and_metas(doc: Document) -> list[etree._Element]:
     """Every ``<script>`` and ``<meta>`` of the document in order: one C-level traversal, shared by the
-    script reading here and the 标识码 sources (cached per document)."""
-    hit = _HEAD_ELEMENTS_CACHE.get(id(doc))
-    if hit is not None and hit[0] is doc:
-        return hit[1]
-    found = list(doc.tree.iter("script", "meta"))
-    _HEAD_ELEMENTS_CACHE[id(doc)] = (doc, found)
-    while len(_HEAD_ELEMENTS_CACHE) > _CACHE_SIZE:
-        _HEAD_ELEMENTS_CACHE.popitem(last=False)
+    script reading here, the badge scan and the 标识码 sources (kept in ``doc.memo``)."""
+    found: list[etree._Element] | None = doc.memo.get("scripts_and_metas")
+    if found is None:
+        found = doc.memo["scripts_and_metas"] = list(doc.tree.iter("script", "meta"))
     return found
 
 
@@ -920,22 +1048,17 @@ def script_needs(page: Page) -> tuple[str, ...]:
     return tuple(unread)
 
 
-_SHOWN_CACHE: OrderedDict[int, tuple[Document, bool]] = OrderedDict()
-
-
 def _shows_all_numbers(doc: Document) -> bool:
-    """Whether the static text shows an ICP number, a 公安 number and a 标识码 (cached per document)."""
-    hit = _SHOWN_CACHE.get(id(doc))
-    if hit is not None and hit[0] is doc:
-        return hit[1]
+    """Whether the static text shows an ICP number, a 公安 number and a 标识码 (kept in ``doc.memo``)."""
+    hit: bool | None = doc.memo.get("shows_all_numbers")
+    if hit is not None:
+        return hit
     from checks.numbers import ICP_PATTERN, POLICE_PATTERN, SITE_CODE_LABEL_PATTERN
 
     contexts = [c.text for c in trigger_contexts(doc).contexts]
     patterns = (ICP_PATTERN, POLICE_PATTERN, SITE_CODE_LABEL_PATTERN)
     shown = all(any(p.search(t) for t in contexts) for p in patterns)
-    _SHOWN_CACHE[id(doc)] = (doc, shown)
-    while len(_SHOWN_CACHE) > _CACHE_SIZE:
-        _SHOWN_CACHE.popitem(last=False)
+    doc.memo["shows_all_numbers"] = shown
     return shown
 
 
@@ -954,20 +1077,17 @@ def script_documents(page: Page) -> list[tuple[str, Document]]:
 
 
 _ScriptDocs = tuple[list[tuple[str, Document]], list[str]]
-_SCRIPT_DOCS_CACHE: OrderedDict[int, tuple[Page, frozenset[str], _ScriptDocs]] = OrderedDict()
 
 
 def _script_docs(page: Page) -> _ScriptDocs:
     """Markup written by the page's scripts (inline and captured external) as documents to read;
     evaluated once per page and set of captured scripts (the three checks share it)."""
     captured = frozenset(page.scripts)
-    hit = _SCRIPT_DOCS_CACHE.get(id(page))
-    if hit is not None and hit[0] is page and hit[1] == captured:
-        return hit[2]
+    hit: tuple[frozenset[str], _ScriptDocs] | None = page.memo.get("script_docs")
+    if hit is not None and hit[0] == captured:
+        return hit[1]
     result = _evaluate_scripts(page)
-    _SCRIPT_DOCS_CACHE[id(page)] = (page, captured, result)
-    while len(_SCRIPT_DOCS_CACHE) > _CACHE_SIZE:
-        _SCRIPT_DOCS_CACHE.popitem(last=False)
+    page.memo["script_docs"] = (captured, result)
     return result
 
 
@@ -988,25 +1108,19 @@ def _evaluate_scripts(page: Page) -> _ScriptDocs:
     return docs, dynamic
 
 
-_SearchKey = tuple[int, int, int, bool]
-_SEARCH_CACHE: OrderedDict[_SearchKey, tuple[Page, tuple[object, ...], Search]] = OrderedDict()
-
-
 def search_page(
     page: Page, pattern: re.Pattern[str], triggers: Sequence[str] = TRIGGERS, read_scripts: bool = True
 ) -> Search:
     """Matches of ``pattern`` in the visible text of the page (home, rendered DOM, frames); when none
     (and ``read_scripts``), in the markup its scripts write. Cached per page and capture state: a check
     and its needs function share one search (``pattern`` and ``triggers`` are module constants)."""
-    key = (id(page), id(pattern), id(triggers), read_scripts)
+    key = ("search", pattern, triggers if isinstance(triggers, tuple) else tuple(triggers), read_scripts)
     state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated)
-    hit = _SEARCH_CACHE.get(key)
-    if hit is not None and hit[0] is page and hit[1] == state:
-        return hit[2]
+    hit: tuple[tuple[object, ...], Search] | None = page.memo.get(key)
+    if hit is not None and hit[0] == state:
+        return hit[1]
     result = _search(page, pattern, triggers, read_scripts)
-    _SEARCH_CACHE[key] = (page, state, result)
-    while len(_SEARCH_CACHE) > 3 * _CACHE_SIZE:
-        _SEARCH_CACHE.popitem(last=False)
+    page.memo[key] = (state, result)
     return result
 
 
@@ -1078,8 +1192,7 @@ def element_evidence(doc: Document, el: etree._Element, needle: str, name: str) 
     """Evidence quoting the tag of ``el`` that holds ``needle`` (an attribute value), with offsets."""
     src = doc.text
     line = el.sourceline or 0
-    starts = _line_starts(src)
-    base = starts[line - 1] if 0 < line <= len(starts) else 0
+    base = _lines(src).start_or_none(line) or 0
     i = src.find(needle, base) if needle else -1
     if i < 0 and needle:
         i = src.find(needle)
