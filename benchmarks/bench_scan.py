@@ -330,14 +330,9 @@ def _sampled_scan(net: Any, work: Path, concurrency: int, budget_s: float | None
         time.sleep(2)
         peak = max(peak, _proc_kib(proc.pid, "VmHWM"))
         elapsed = time.monotonic() - t0
-        if len(samples) < 1 or elapsed - samples[-1][0] >= 20:
-            samples.append(
-                (
-                    round(elapsed),
-                    _findings_subjects(env["BADGEWATCH_DATABASE_URL"]),
-                    _proc_kib(proc.pid, "VmRSS"),
-                )
-            )
+        rss = _proc_kib(proc.pid, "VmRSS")
+        if rss and (not samples or elapsed - samples[-1][0] >= 20):  # 0: the scan has just exited
+            samples.append((round(elapsed), _findings_subjects(env["BADGEWATCH_DATABASE_URL"]), rss))
         if budget_s is not None and elapsed > budget_s and proc.poll() is None:
             peak = max(peak, _proc_kib(proc.pid, "VmHWM"))
             proc.kill()

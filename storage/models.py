@@ -306,12 +306,15 @@ class Capture(Base):
     scan: Mapped[Scan] = relationship(back_populates="captures")
 
 
-def subject_of(website_id: int | None, domain_id: int | None) -> str:
-    """The ``subject`` string of a finding or capture: ``site:<id>``, ``domain:<id>`` or ``scan``."""
+def subject_of(website_id: int | None, domain_id: int | None, unit_id: int | None = None) -> str:
+    """The ``subject`` string of a finding or capture: ``site:<id>``, ``domain:<id>``, ``unit:<id>``
+    or ``scan``."""
     if website_id is not None:
         return f"site:{website_id}"
     if domain_id is not None:
         return f"domain:{domain_id}"
+    if unit_id is not None:
+        return f"unit:{unit_id}"
     return "scan"
 
 
@@ -319,7 +322,7 @@ class Finding(Base):
     """A check's verdict for one subject in one scan.
 
     Unique on (scan_id, subject, check): ``subject`` (see :func:`subject_of`) stands in for the
-    nullable website/domain pair, whose NULLs a plain unique constraint would not compare.
+    nullable website/domain/unit columns, whose NULLs a plain unique constraint would not compare.
     """
 
     __tablename__ = "finding"
