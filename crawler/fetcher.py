@@ -7,6 +7,7 @@ from typing import Any
 from scrapy import Request
 
 from crawler.flow import RawResponse, headers_to_dict
+from crawler.middlewares import release_place
 
 
 class ScrapyFetcher:
@@ -23,7 +24,11 @@ class ScrapyFetcher:
             priority=priority,
             meta={"dont_redirect": True, "handle_httpstatus_all": True, "download_maxsize": maxsize},
         )
-        response = await self.crawler.engine.download_async(request)
+        try:
+            response = await self.crawler.engine.download_async(request)
+        finally:
+            # Normally released by the middleware already; not when the download was cancelled.
+            await release_place(request)
         ip = response.ip_address
         return RawResponse(
             url=response.url,

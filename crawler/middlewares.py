@@ -33,16 +33,48 @@ class LocalIpLimiter:
         if sem is None:
             sem = self._sems[address] = asyncio.Semaphore(self.limit)
         self._users[address] = self._users.get(address, 0) + 1
-        await sem.acquire()
+        try:
+            await sem.acquire()
+        except BaseException:
+            self._leave(address)  # cancelled while waiting: it holds nothing
+            raise
         return ""
 
     async def release(self, address: str, token: str) -> None:
         self._sems[address].release()
+        self._leave(address)
+
+    def _leave(self, address: str) -> None:
         left = self._users[address] - 1
         if left:
             self._users[address] = left
         else:  # nobody holds or waits: forget the address (memory stays flat over a registry)
             del self._users[address], self._sems[address]
+
+
+class Place:
+    """A request's place in the per-IP limit of its address, released exactly once by whichever path
+    ends the request: a response or an exception through the middleware chain, or the fetcher's
+    ``finally``. The chain alone is not enough: a later middleware that raises on the way back
+    (Scrapy's decompression refusing a gzip bomb with ``IgnoreRequest``) skips ours, and each such
+    request left its place held until an address's limit was used up and the scan stalled."""
+
+    __slots__ = ("address", "semaphore", "token")
+
+    def __init__(self, semaphore: IpSemaphore | LocalIpLimiter, address: str, token: str) -> None:
+        self.semaphore = semaphore
+        self.address = address
+        self.token = token
+
+    async def release(self) -> None:
+        await self.semaphore.release(self.address, self.token)
+
+
+async def release_place(request: Request) -> None:
+    """Give back the per-IP place ``request`` holds, if it still holds one."""
+    place = request.meta.pop(TOKEN_META, None)
+    if isinstance(place, Place):
+        await place.release()
 
 
 class ResolveGuardMiddleware:
@@ -108,20 +140,15 @@ class ResolveGuardMiddleware:
             raise AddressRefusedError(host, addresses, why)
         slot = request.meta.setdefault("download_slot", allowed[0])
         if self.semaphore is not None and TOKEN_META not in request.meta:
-            request.meta[TOKEN_META] = (slot, await self.semaphore.acquire(slot))
+            request.meta[TOKEN_META] = Place(self.semaphore, slot, await self.semaphore.acquire(slot))
         return None
 
     async def process_response(self, request: Request, response: Any, spider: Spider | None = None) -> Any:
-        await self._release(request)
+        await release_place(request)
         return response
 
     async def process_exception(
         self, request: Request, exception: BaseException, spider: Spider | None = None
     ) -> None:
-        await self._release(request)
+        await release_place(request)
         return None
-
-    async def _release(self, request: Request) -> None:
-        held = request.meta.pop(TOKEN_META, None)
-        if held is not None and self.semaphore is not None:
-            await self.semaphore.release(*held)
