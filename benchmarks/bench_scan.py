@@ -470,7 +470,7 @@ def markdown(
             "",
             f"**Ratio (our requests/s ÷ baseline requests/s): {rate['ratio']}**; per CPU-second "
             f"(robust to load from other processes): **{rate['ratio_cpu']}** (goal ≥ 0.5). "
-            f"Subjects (sites + domains) stored: {o['subjects']:,}; DNS lookups: {o['dns_lookups']:,}; "
+            f"Subjects (sites, domains, units) stored: {o['subjects']:,}; DNS lookups: {o['dns_lookups']:,}; "
             f"pages rendered in Chromium (`--render auto`): {o['renders']}.",
             "",
         ]
