@@ -25,7 +25,14 @@ from sqlalchemy.orm import Session
 
 from crawler.distributed import DistributedError, Frontier, active_scans, connect, worker_id
 from crawler.jobs import Scope, count_subjects, expand_offices, iter_subjects
-from crawler.scanrun import DISTRIBUTED_HOLDER, ScanError, _retention, open_scan, subjects_done
+from crawler.scanrun import (
+    DISTRIBUTED_HOLDER,
+    ScanError,
+    apply_retention,
+    crawler_process,
+    open_scan,
+    subjects_done,
+)
 from storage.config import Config
 from storage.models import Finding, Scan, ScanLock, ScanStatus
 from storage.types import utcnow
@@ -182,7 +189,7 @@ def close_distributed(db: Engine, frontier: Frontier, config: Config) -> tuple[s
         return _status(db, scan_id), _counters_of(db, scan_id)
     log.info("scan %d closed: %s", scan_id, status)
     if status == ScanStatus.FINISHED:
-        _retention(db, config)
+        apply_retention(db, config)
     return str(status), counters
 
 
@@ -289,13 +296,8 @@ def run_worker(
     settings_overrides: dict[str, Any] | None = None,
 ) -> WorkerSummary:
     """Run one worker process on a distributed scan until its frontier is drained."""
-    from scrapy import signals
-    from scrapy.crawler import CrawlerProcess
-
-    from crawler.context import reset_context
     from crawler.middlewares import DISTRIBUTED_KEY
     from crawler.progress import Progress
-    from crawler.settings import build_settings
     from crawler.spiders.distributed import DistributedSitesSpider
     from storage.db import make_engine
 
@@ -325,21 +327,8 @@ def run_worker(
     progress = Progress(
         st.total, st.done_before + st.done, stream=stream, label=f"[巡检 #{scan_id} {worker}] "
     )
-    reset_context(config)
     overrides = {DISTRIBUTED_KEY: True, "REDIS_URL": config.redis_url, **(settings_overrides or {})}
-    settings = build_settings(config, **overrides)
-    for handler in logging.getLogger().handlers:
-        if handler.level == logging.NOTSET:
-            handler.setLevel(logging.getLogger().getEffectiveLevel())
-    process = CrawlerProcess(settings)
-    logging.getLogger("scrapy").setLevel(logging.getLogger().getEffectiveLevel())
-    crawler = process.create_crawler(DistributedSitesSpider)
-    close_reasons: list[str] = []
-
-    def on_closed(spider: Any, reason: str) -> None:
-        close_reasons.append(reason)
-
-    crawler.signals.connect(on_closed, signal=signals.spider_closed, weak=False)
+    process, crawler, close_reasons = crawler_process(config, DistributedSitesSpider, overrides)
     process.crawl(crawler, scan_id=scan_id, worker=worker, progress=progress)
     try:
         process.start()

@@ -161,6 +161,36 @@ class ScanSummary:
     counters: dict[str, Any] = field(default_factory=dict)
 
 
+def crawler_process(
+    config: Config, spider_cls: type[Any], settings_overrides: dict[str, Any]
+) -> tuple[Any, Any, list[str]]:
+    """A Scrapy process and crawler for ``spider_cls`` with our settings, and the list the crawler's
+    close reasons are appended to (``["finished"]`` after a complete run)."""
+    from scrapy import signals
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.context import reset_context
+    from crawler.settings import build_settings
+
+    reset_context(config)
+    settings = build_settings(config, **settings_overrides)
+    # Scrapy logs its start-up at INFO through the root handler: keep the terminal to our verbosity.
+    for handler in logging.getLogger().handlers:
+        if handler.level == logging.NOTSET:
+            handler.setLevel(logging.getLogger().getEffectiveLevel())
+    process = CrawlerProcess(settings)
+    # Scrapy pins its own loggers to DEBUG; follow the command line's verbosity instead.
+    logging.getLogger("scrapy").setLevel(logging.getLogger().getEffectiveLevel())
+    crawler = process.create_crawler(spider_cls)
+    close_reasons: list[str] = []
+
+    def on_closed(spider: Any, reason: str) -> None:
+        close_reasons.append(reason)
+
+    crawler.signals.connect(on_closed, signal=signals.spider_closed, weak=False)
+    return process, crawler, close_reasons
+
+
 def run_scan(
     config: Config,
     *,
@@ -173,12 +203,7 @@ def run_scan(
     settings_overrides: dict[str, Any] | None = None,
 ) -> ScanSummary:
     """Run one scan in this process (Scrapy's reactor: once per process)."""
-    from scrapy import signals
-    from scrapy.crawler import CrawlerProcess
-
-    from crawler.context import reset_context
     from crawler.progress import Progress
-    from crawler.settings import build_settings
     from crawler.spiders.sites import SitesSpider
     from storage.db import make_engine
 
@@ -204,22 +229,7 @@ def run_scan(
     counts = count_subjects(db, scope)
     done = subjects_done(db, scan_id)
     progress = Progress(counts.total, done, stream=stream, label=f"[巡检 #{scan_id}] ")
-    reset_context(config)
-    settings = build_settings(config, **(settings_overrides or {}))
-    # Scrapy logs its start-up at INFO through the root handler: keep the terminal to our verbosity.
-    for handler in logging.getLogger().handlers:
-        if handler.level == logging.NOTSET:
-            handler.setLevel(logging.getLogger().getEffectiveLevel())
-    process = CrawlerProcess(settings)
-    # Scrapy pins its own loggers to DEBUG; follow the command line's verbosity instead.
-    logging.getLogger("scrapy").setLevel(logging.getLogger().getEffectiveLevel())
-    crawler = process.create_crawler(SitesSpider)
-    close_reasons: list[str] = []
-
-    def on_closed(spider: Any, reason: str) -> None:
-        close_reasons.append(reason)
-
-    crawler.signals.connect(on_closed, signal=signals.spider_closed, weak=False)
+    process, crawler, close_reasons = crawler_process(config, SitesSpider, settings_overrides or {})
     process.crawl(crawler, scan_id=scan_id, render=render_mode, progress=progress)
     status = ScanStatus.FAILED
     error = ""
@@ -247,12 +257,12 @@ def run_scan(
             error = f"{errors} 个对象处理出错，可用 --resume {scan_id} 重试"
         close_scan(db, scan_id, str(status), counters, error)
         if status == ScanStatus.FINISHED:
-            _retention(db, config)
+            apply_retention(db, config)
         db.dispose()
     return ScanSummary(scan_id, str(status), counters)
 
 
-def _retention(db: Engine, config: Config) -> None:
+def apply_retention(db: Engine, config: Config) -> None:
     """Apply the evidence retention setting after a finished scan (never fails the scan)."""
     from storage.evidence import EvidenceStore, prune_captures
 
