@@ -34,21 +34,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import bw, proc_kib, usage, wrapped  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get("BADGEWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BADGEWATCH_TEST_REDIS", "redis://127.0.0.1:6379/15")
-
-
-def _bw(*args: str) -> list[str]:
-    return [sys.executable, "-m", "badgewatch", *args]
-
-
-RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
-    "sys.stdout.write(p.stdout)\n"
-    "sys.stderr.write('PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(p.returncode)\n"
-)
 
 
 class Database:
@@ -101,9 +90,9 @@ def run_profile(name: str, sites: int, delay_ms: int, concurrency: int) -> dict[
         prefix = f"bwbench:{uuid.uuid4().hex[:8]}:"
         try:
             env = _env(net, work, db.url, prefix, BADGEWATCH_CONCURRENCY=str(concurrency))
-            subprocess.run(_bw("init"), env=env, cwd=work, check=True, capture_output=True)
+            subprocess.run(bw("init"), env=env, cwd=work, check=True, capture_output=True)
             subprocess.run(
-                _bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
+                bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
                 env=env,
                 cwd=work,
                 check=True,
@@ -124,20 +113,26 @@ def run_profile(name: str, sites: int, delay_ms: int, concurrency: int) -> dict[
     return out
 
 
-def _run(env: dict[str, str], work: Path, workers: int) -> dict[str, Any]:
+def _open_scan(env: dict[str, str], work: Path) -> dict[str, Any]:
+    """``scan --distributed --no-wait``: the scan opened and its frontier seeded; its JSON summary."""
     opened = subprocess.run(
-        _bw("scan", "--distributed", "--no-wait", "--json", "--render", "never"),
+        bw("scan", "--distributed", "--no-wait", "--json", "--render", "never"),
         env=env,
         cwd=work,
         check=True,
         capture_output=True,
         text=True,
     )
-    scan = json.loads(opened.stdout)
+    out: dict[str, Any] = json.loads(opened.stdout)
+    return out
+
+
+def _run(env: dict[str, str], work: Path, workers: int) -> dict[str, Any]:
+    scan = _open_scan(env, work)
     t0 = time.perf_counter()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RSS_WRAPPER, *_bw("worker", "--json", "--scan", str(scan["scan_id"]))],
+            wrapped(bw("worker", "--json", "--scan", str(scan["scan_id"]))),
             env=env,
             cwd=work,
             stdout=subprocess.PIPE,
@@ -153,7 +148,7 @@ def _run(env: dict[str, str], work: Path, workers: int) -> dict[str, Any]:
     for p, (stdout, stderr) in zip(procs, results, strict=True):
         if p.returncode != 0:
             raise RuntimeError(stderr[-4000:])
-        peaks.append(next(int(x.split("=")[1]) for x in stderr.splitlines() if x.startswith("PEAK_RSS_KB=")))
+        peaks.append(usage(stderr)[0])
         statuses.append(json.loads(stdout)["scan_status"])
     counters = _scan_counters(env["BADGEWATCH_DATABASE_URL"], int(scan["scan_id"]))
     active = _active_s(env["BADGEWATCH_DATABASE_URL"], int(scan["scan_id"]))
@@ -237,16 +232,6 @@ def redis_memory(sites: int) -> dict[str, Any]:
     }
 
 
-def _proc_kib(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def at_scale(sites: int, budget_s: float, concurrency: int) -> dict[str, Any]:
     """A real registry of ``sites`` websites: the scan's frontier in Redis (``MEMORY USAGE`` of its
     keys), and one worker's RSS sampled every 5 s while it works for ``budget_s`` seconds."""
@@ -267,10 +252,10 @@ def at_scale(sites: int, budget_s: float, concurrency: int) -> dict[str, Any]:
         client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
         try:
             env = _env(net, work, db.url, prefix, BADGEWATCH_CONCURRENCY=str(concurrency))
-            subprocess.run(_bw("init"), env=env, cwd=work, check=True, capture_output=True)
+            subprocess.run(bw("init"), env=env, cwd=work, check=True, capture_output=True)
             t0 = time.perf_counter()
             subprocess.run(
-                _bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
+                bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
                 env=env,
                 cwd=work,
                 check=True,
@@ -278,21 +263,13 @@ def at_scale(sites: int, budget_s: float, concurrency: int) -> dict[str, Any]:
             )
             out["import_s"] = round(time.perf_counter() - t0, 1)
             t0 = time.perf_counter()
-            opened = subprocess.run(
-                _bw("scan", "--distributed", "--no-wait", "--json", "--render", "never"),
-                env=env,
-                cwd=work,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            scan = json.loads(opened.stdout)
+            scan = _open_scan(env, work)
             out["seed_s"] = round(time.perf_counter() - t0, 1)
             out["seeded"] = int(scan["seeded"])
             frontier = Frontier(client, prefix, int(scan["scan_id"]))
             out["frontier_mb"] = round(frontier.memory_bytes() / 2**20, 2)
             worker = subprocess.Popen(
-                _bw("worker", "--scan", str(scan["scan_id"])),
+                bw("worker", "--scan", str(scan["scan_id"])),
                 env=env,
                 cwd=work,
                 stdout=subprocess.DEVNULL,
@@ -304,7 +281,7 @@ def at_scale(sites: int, budget_s: float, concurrency: int) -> dict[str, Any]:
             engine = make_engine(db.url)
             while worker.poll() is None and time.monotonic() - start < budget_s:
                 time.sleep(5)
-                peak = max(peak, _proc_kib(worker.pid, "VmHWM"))
+                peak = max(peak, proc_kib(worker.pid, "VmHWM"))
                 with engine.connect() as conn:
                     done = conn.execute(
                         sa.select(sa.func.count(sa.distinct(Finding.subject))).where(
@@ -315,7 +292,7 @@ def at_scale(sites: int, budget_s: float, concurrency: int) -> dict[str, Any]:
                     {
                         "s": round(time.monotonic() - start),
                         "subjects": int(done),
-                        "rss_mb": round(_proc_kib(worker.pid, "VmRSS") / 1024),
+                        "rss_mb": round(proc_kib(worker.pid, "VmRSS") / 1024),
                         "frontier_mb": round(frontier.memory_bytes() / 2**20, 2),
                     }
                 )

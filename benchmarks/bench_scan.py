@@ -33,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import bw, proc_kib, usage, wrapped  # noqa: E402
 from twisted.internet.interfaces import IHostnameResolver  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
@@ -160,41 +161,21 @@ def _env(net: Any, workdir: Path, **extra: str) -> dict[str, str]:
 def _measured(
     cmd: list[str], env: dict[str, str], cwd: Path
 ) -> tuple[subprocess.CompletedProcess[str], int, float]:
-    """Run ``cmd`` through a tiny wrapper that reports the child's peak RSS (KiB) and CPU seconds.
+    """Run ``cmd`` reporting its peak RSS (KiB) and CPU seconds.
 
     CPU seconds make the comparison robust on a shared machine: the crawler is CPU-bound, so its
     requests per CPU-second are what its requests per second would be with a core to itself."""
-    wrapper = (
-        "import resource, subprocess, sys\n"
-        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
-        "sys.stdout.write(p.stdout)\n"
-        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "sys.stderr.write('PEAK_RSS_KB=%d\\n' % u.ru_maxrss)\n"
-        "sys.stderr.write('CPU_S=%.3f\\n' % (u.ru_utime + u.ru_stime))\n"
-        "sys.exit(p.returncode)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", wrapper, *cmd], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    peak, cpu = 0, 0.0
-    for line in proc.stderr.splitlines():
-        if line.startswith("PEAK_RSS_KB="):
-            peak = int(line.split("=", 1)[1])
-        elif line.startswith("CPU_S="):
-            cpu = float(line.split("=", 1)[1])
+    proc = subprocess.run(wrapped(cmd), env=env, cwd=cwd, capture_output=True, text=True)
+    peak, cpu = usage(proc.stderr)
     return proc, peak, cpu
-
-
-def _bw(*args: str) -> list[str]:
-    return [sys.executable, "-m", "badgewatch", *args]
 
 
 def _prepare(net: Any, workdir: Path) -> float:
     env = _env(net, workdir)
-    subprocess.run(_bw("init"), env=env, cwd=workdir, check=True, capture_output=True)
+    subprocess.run(bw("init"), env=env, cwd=workdir, check=True, capture_output=True)
     t0 = time.perf_counter()
     subprocess.run(
-        _bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
+        bw("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid"),
         env=env,
         cwd=workdir,
         check=True,
@@ -206,7 +187,7 @@ def _prepare(net: Any, workdir: Path) -> float:
 def _scan(net: Any, workdir: Path, render: str, concurrency: int) -> tuple[dict[str, Any], int, float]:
     env = _env(net, workdir)
     proc, peak, cpu = _measured(
-        _bw("scan", "--json", "--render", render, "--concurrency", str(concurrency)), env, workdir
+        bw("scan", "--json", "--render", render, "--concurrency", str(concurrency)), env, workdir
     )
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-4000:])
@@ -287,16 +268,6 @@ def bench_rate(sites: int, concurrency: int) -> dict[str, Any]:
     }
 
 
-def _proc_kib(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def _findings_subjects(db_url: str) -> int:
     import sqlalchemy as sa
 
@@ -315,7 +286,7 @@ def _sampled_scan(net: Any, work: Path, concurrency: int, budget_s: float | None
     """A ``--render never`` scan with its RSS sampled every 2 s (``/proc``); stopped after ``budget_s``."""
     env = _env(net, work)
     proc = subprocess.Popen(
-        _bw("scan", "--json", "--render", "never", "--concurrency", str(concurrency)),
+        bw("scan", "--json", "--render", "never", "--concurrency", str(concurrency)),
         env=env,
         cwd=work,
         stdout=subprocess.PIPE,
@@ -328,13 +299,13 @@ def _sampled_scan(net: Any, work: Path, concurrency: int, budget_s: float | None
     stopped = False
     while proc.poll() is None:
         time.sleep(2)
-        peak = max(peak, _proc_kib(proc.pid, "VmHWM"))
+        peak = max(peak, proc_kib(proc.pid, "VmHWM"))
         elapsed = time.monotonic() - t0
-        rss = _proc_kib(proc.pid, "VmRSS")
+        rss = proc_kib(proc.pid, "VmRSS")
         if rss and (not samples or elapsed - samples[-1][0] >= 20):  # 0: the scan has just exited
             samples.append((round(elapsed), _findings_subjects(env["BADGEWATCH_DATABASE_URL"]), rss))
         if budget_s is not None and elapsed > budget_s and proc.poll() is None:
-            peak = max(peak, _proc_kib(proc.pid, "VmHWM"))
+            peak = max(peak, proc_kib(proc.pid, "VmHWM"))
             proc.kill()
             stopped = True
     proc.communicate()
@@ -398,7 +369,7 @@ def bench_render(limit: int, concurrency: int) -> dict[str, Any]:
                 if limit:
                     args += ["--limit", str(limit)]
                 t0 = time.perf_counter()
-                proc, peak, cpu = _measured(_bw(*args), env, work)
+                proc, peak, cpu = _measured(bw(*args), env, work)
                 wall = time.perf_counter() - t0
                 result = json.loads(proc.stdout)
                 c = result["counters"]
