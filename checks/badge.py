@@ -39,7 +39,7 @@ from checks.expected import Expected, UnitKind
 from checks.numbers import BADGE_CODE_PATTERN
 from checks.page import Document, Need, NeedKind, Page, parse_html
 from checks.rules import DEFAULT_RULES, Rules
-from checks.text import _lines, scripts_and_metas
+from checks.text import line_index, scripts_and_metas
 from checks.verdict import Evidence, Status, Verdict
 
 RED = UnitKind.PARTY_GOV.value  # 党政机关: red badge
@@ -332,7 +332,7 @@ def _links_near(root: etree._Element, text: str, hosts: tuple[str, ...]) -> list
         return []
     if len(positions) > _MAX_NEAR:
         return None  # junk, or a page of badges: the C-level walk is the safer bet
-    index = _lines(text)
+    index = line_index(text)
     found: dict[etree._Element, int] = {}
     done = 0  # every element up to this line has been read (-1: to the end)
     for at in positions:

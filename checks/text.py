@@ -156,7 +156,7 @@ class VisibleText:
         if len(located) <= k:
             finder = self._finder
             if finder is None:
-                index = _lines(self.source)
+                index = line_index(self.source)
                 if self.line0:
                     at = index.start_or_none(self.line0)
                     self.cursor0 = index.table()[-1] if at is None else at
@@ -365,7 +365,7 @@ class _Lines:
 _STARTS_CACHE: OrderedDict[int, tuple[str, _Lines]] = OrderedDict()
 
 
-def _lines(text: str) -> _Lines:
+def line_index(text: str) -> _Lines:
     """The line index of ``text`` (kept for the few documents being read)."""
     hit = _STARTS_CACHE.get(id(text))
     if hit is not None and hit[0] is text:
@@ -699,7 +699,7 @@ def _trigger_lines(
     # Titles and metas in <head> are not the footer.
     body = _BODY_TAG.search(text)
     body_at = body.start() if body else 0
-    index = _lines(text)
+    index = line_index(text)
     # Lines counted in page order: each count runs from the previous hit, not from the top.
     line_at = {p: index.line_of(p) for p in sorted({p for p, _ in hits if p >= body_at})}
     spans = _hidden_spans(text)
@@ -882,7 +882,7 @@ def _add_contexts(
 ) -> None:
     """Add the context of each line: the smallest block around it whose visible text shows every
     trigger word of that line (words that sit in comments or scripts widen it up to the root)."""
-    index = _lines(doc.text)
+    index = line_index(doc.text)
     for line in sorted(lines):
         words = lines[line]
         if index.length(line) > _LONG_LINE:
@@ -1192,7 +1192,7 @@ def element_evidence(doc: Document, el: etree._Element, needle: str, name: str) 
     """Evidence quoting the tag of ``el`` that holds ``needle`` (an attribute value), with offsets."""
     src = doc.text
     line = el.sourceline or 0
-    base = _lines(src).start_or_none(line) or 0
+    base = line_index(src).start_or_none(line) or 0
     i = src.find(needle, base) if needle else -1
     if i < 0 and needle:
         i = src.find(needle)

@@ -306,15 +306,13 @@ class Capture(Base):
     scan: Mapped[Scan] = relationship(back_populates="captures")
 
 
-def subject_of(website_id: int | None, domain_id: int | None, unit_id: int | None = None) -> str:
-    """The ``subject`` string of a finding or capture: ``site:<id>``, ``domain:<id>``, ``unit:<id>``
-    or ``scan``."""
+def subject_of(website_id: int | None, domain_id: int | None) -> str:
+    """The ``subject`` string of a finding or capture: ``site:<id>``, ``domain:<id>`` or ``scan``
+    (unit-level findings are ``unit:<id>``, named by :class:`crawler.jobs.UnitJob`)."""
     if website_id is not None:
         return f"site:{website_id}"
     if domain_id is not None:
         return f"domain:{domain_id}"
-    if unit_id is not None:
-        return f"unit:{unit_id}"
     return "scan"
 
 
