@@ -36,10 +36,11 @@ from lxml import etree
 from checks.badge_image import image_signature
 from checks.badge_js import inserted_markup
 from checks.expected import Expected, UnitKind
+from checks.landing import find_includes
 from checks.numbers import BADGE_CODE_PATTERN
 from checks.page import Document, Need, NeedKind, Page, parse_html
 from checks.rules import DEFAULT_RULES, Rules
-from checks.text import line_index, scripts_and_metas
+from checks.text import line_index, opaque_scripts, scripts_and_metas
 from checks.verdict import Evidence, Status, Verdict
 
 RED = UnitKind.PARTY_GOV.value  # 党政机关: red badge
@@ -60,9 +61,10 @@ _FOOTERISH = re.compile(r"foot|bottom|bot|copyright|banquan|bq|common|public|gon
 _SECOND_LEVEL = frozenset({"gov", "com", "edu", "org", "net", "ac", "xn--zfr164b", "xn--55qw42g", "mil"})
 _BSZS_KIND = re.compile(r"(?:类型|类别|性质)\s*[:：]?\s*(党政机关|事业单位)")
 _BSZS_NAME = re.compile(
-    r"(?:单位名称|机构名称|开办单位|主办单位|开办主体(?:名称)?)\s*[:：]\s*([^\s:：|]{2,60})"
+    r"(?:单位名称|机构名称|开办单位|主办单位|开办主体(?:名称)?)\s*[:：]?\s*([^\s:：|]{2,60})"
 )
-_BSZS_DOMAINS = re.compile(r"(?:网站域名|域名|网址|网站地址)\s*[:：]\s*([^\n]{0,400})")
+# Labels and values sit in table cells (no colon) or in "label：value" lines.
+_BSZS_DOMAINS = re.compile(r"(?:网站域名|域名|网址|网站地址)\s*[:：]?\s*([^\n]{0,400})")
 _HOSTLIKE = re.compile(r"(?:[\w\u4e00-\u9fff-]+\.)+[\w\u4e00-\u9fff-]{2,}", re.U)
 _SPACES = re.compile(r"\s+")
 _EXCERPT_MAX = 800
@@ -849,29 +851,34 @@ def _name_signal(url: str) -> tuple[str, bool] | None:
     return (RED if m.group(1).lower() == "red" else BLUE), bool(m.group(2))
 
 
-def _bszs_facts(doc: Document, expected: Expected) -> tuple[str | None, str, Evidence]:
-    """(kind, identity problem or "", evidence) read from a verification page.
+def _bszs_facts(doc: Document, expected: Expected) -> tuple[str | None, str, str, Evidence]:
+    """(kind, identity problem or "", outdated registration or "", evidence) read from a verification
+    page.
 
-    The page names the unit, its type, the website's domains and the badge code (证书编号): a badge
-    whose page names another unit, another site or another code belongs to someone else.
+    The page names the unit, its type, the website's domains and the badge code (证书编号). Another
+    code, or another unit *and* other domains: the badge belongs to someone else. Only the unit's name
+    or only the domains differing is this site's badge registered before a 机构改革 or a move to a new
+    address: the registration is outdated, not copied.
     """
     text = _SPACES.sub(" ", " ".join(doc.tree.itertext()))
     m = _BSZS_KIND.search(text)
     kind = m.group(1) if m else _kind_of_words(text)
-    problem = ""
     want_code = expected.badge_code.strip().upper()
     codes = {"CA" + c for c in BADGE_CODE_PATTERN.findall(text)}
-    if want_code and codes and want_code not in codes:
-        problem = f"核验页面的标识代码为 {'、'.join(sorted(codes))}，登记为 {want_code}"
-    name = expected.unit_name.strip()
-    if not problem and name and name not in text:
-        nm = _BSZS_NAME.search(text)
-        if nm and nm.group(1) != name and name not in nm.group(1):
-            problem = f"核验页面的单位名称为“{nm.group(1)}”，登记为“{name}”"
-    if not problem:
-        problem = _bszs_site_problem(text, expected)
     pos = m.start() if m else 0
-    return kind, problem, Evidence("bszs", text[max(0, pos - 200) : pos + 200])
+    evidence = Evidence("bszs", text[max(0, pos - 200) : pos + 200])
+    if want_code and codes and want_code not in codes:
+        return kind, f"核验页面的标识代码为 {'、'.join(sorted(codes))}，登记为 {want_code}", "", evidence
+    name_problem = ""
+    name = expected.unit_name.strip()
+    # The name field decides (the page also lists the unit's Chinese domains, which hold its name).
+    nm = _BSZS_NAME.search(text) if name else None
+    if nm and nm.group(1) != name and name not in nm.group(1):
+        name_problem = f"核验页面的单位名称为“{nm.group(1)}”，登记为“{name}”"
+    site_problem = _bszs_site_problem(text, expected)
+    if name_problem and site_problem:
+        return kind, f"{name_problem}；{site_problem}", "", evidence
+    return kind, "", name_problem or site_problem, evidence
 
 
 def _bszs_site_problem(text: str, expected: Expected) -> str:
@@ -929,6 +936,11 @@ def _static_pass(ctx: _Ctx, needs: list[Need], failed: list[str]) -> None:
     _scan_doc(ctx, page.home, page.home.tree, "home", evaluate=True)
     if scan.marks or scan.embeds:
         return
+    # Fragments the page loads into itself ($.load, XHR, fetch) are read like its frames.
+    for url in find_includes(page.home):
+        if url not in scan.frames:
+            scan.frames.append(url)
+            scan.frame_tags[url] = Evidence("home", f"页面脚本加载：{url}")
     i = 0
     while i < min(len(scan.frames), rules.badge_max_frames):  # frames inside frames join the list
         url = scan.frames[i]
@@ -1026,6 +1038,25 @@ def _undisplayed(page: Page, scan: Scan, needs: list[Need], failed: list[str]) -
                 {},
             ),
             needs,
+        )
+    opaque = opaque_scripts(page) if page.rendered is None else ()
+    if opaque:
+        # Scripts write into the page in ways static reading cannot follow: only a browser can say the
+        # badge is not there.
+        render = Need(NeedKind.RENDER, page.url)
+        pending = [] if page.settled(render) else [render]
+        why = page.failed.get(render.key, "")
+        return BadgeAnalysis(
+            _verdict(
+                Status.UNKNOWN,
+                "badge.needs_render",
+                "静态页面中没有网站标识，页面脚本可能生成页脚，需浏览器渲染后确认："
+                + "、".join(opaque[:5])
+                + (f"；渲染失败：{why}" if why else ""),
+                tags,
+                {},
+            ),
+            needs + pending,
         )
     if page.truncated and page.rendered is None:
         # The footer (where badges live) may be in the part that was not read.
@@ -1126,19 +1157,16 @@ def _displayed(
         scheme = urlsplit(page.url).scheme or "http"
         verify_urls = [f"{scheme}://{rules.conac_verify_hosts[0]}/sitename?method=show&id={verify_ids[0]}"]
     identity_problem = ""
-    # Without a registry code or id to compare with what the page shows, only the verification page
-    # can tell whether the badge is this unit's own.
-    page_codes = {e.code for e in scan.embeds}
-    have_registry_identity = bool(expected.badge_verify_id and verify_ids) or bool(
-        expected.badge_code and page_codes
-    )
+    outdated = ""
     want_bszs = not waiting and not any(s.kind for s in signals)
-    want_bszs = want_bszs or (not have_registry_identity and bool(expected.unit_name))
+    # The verification page is read whenever there is a unit to compare it with: besides telling a
+    # copied badge from the unit's own, it shows a registration outdated by a 机构改革 or a move.
+    want_bszs = want_bszs or bool(expected.unit_name)
     for url in verify_urls[:1]:
         doc = _lookup_bszs(page, url)
         need = Need(NeedKind.BSZS, url)
         if doc is not None:
-            kind, identity_problem, ev = _bszs_facts(doc, expected)
+            kind, identity_problem, outdated, ev = _bszs_facts(doc, expected)
             if kind:
                 signals.append(_Signal(kind, False, "bszs", ev))
         elif want_bszs and not page.settled(need):
@@ -1153,7 +1181,17 @@ def _displayed(
             signals.append(_Signal(kind, False, "alt", mark.evidence, mark))
 
     return _decide(
-        page, expected, scan, embeds, signals, pending, verify_ids, identity_problem, failures, needs
+        page,
+        expected,
+        scan,
+        embeds,
+        signals,
+        pending,
+        verify_ids,
+        identity_problem,
+        failures,
+        needs,
+        outdated,
     )
 
 
@@ -1172,6 +1210,7 @@ def _decide(
     identity_problem: str,
     failures: list[str],
     needs: list[Need],
+    outdated: str = "",
 ) -> BadgeAnalysis:
     signals.sort(key=lambda s: _ORDER[s.origin])
     best = signals[0] if signals else None
@@ -1227,6 +1266,13 @@ def _decide(
     def out(status: Status, reason: str, detail: str) -> BadgeAnalysis:
         return BadgeAnalysis(_verdict(status, reason, detail, evidence, data), all_needs)
 
+    # Whose badge it is comes first: another site's badge is that, whatever its colour or state.
+    if want_code and codes and want_code not in codes:
+        return out(Status.FAIL, "badge.code_mismatch", f"页面标识代码 {'、'.join(codes)}，登记为 {want_code}")
+    if want_id and verify_ids and want_id not in verify_ids:
+        return out(Status.FAIL, "badge.id_mismatch", f"页面核验编号 {verify_ids[0]}，登记为 {want_id}")
+    if identity_problem:
+        return out(Status.FAIL, "badge.id_mismatch", identity_problem)
     if kind_final and best is not None and best.error:
         return out(Status.FAIL, "badge.error_image", f"标识显示为异常图标（依据：{_ORIGIN_ZH[best.origin]}）")
     unit_kind = expected.unit_kind.value
@@ -1236,17 +1282,17 @@ def _decide(
             "badge.wrong_kind",
             f"网站标识为{kind}标识（依据：{_ORIGIN_ZH[best.origin] if best else ''}），单位类别为{unit_kind}",
         )
-    if want_code and codes and want_code not in codes:
-        return out(Status.FAIL, "badge.code_mismatch", f"页面标识代码 {'、'.join(codes)}，登记为 {want_code}")
-    if want_id and verify_ids and want_id not in verify_ids:
-        return out(Status.FAIL, "badge.id_mismatch", f"页面核验编号 {verify_ids[0]}，登记为 {want_id}")
-    if identity_problem:
-        return out(Status.FAIL, "badge.id_mismatch", identity_problem)
     if pending:  # what is still being fetched could change the verdict
         return out(
             Status.UNKNOWN,
             "badge.script_unavailable",
             "待获取：" + "、".join(f"{n.kind}:{n.url}" for n in pending),
+        )
+    if mixed_content(page, embeds, scan):
+        return out(
+            Status.FAIL,
+            "badge.mixed_content",
+            f"HTTPS 网页 {page.url} 以 {embeds[0].url} 加载标识脚本，浏览器拦截该脚本，标识不显示",
         )
     if unit_kind not in (RED, BLUE):
         return out(Status.PASS, "badge.ok", "已加挂网站标识")
@@ -1256,8 +1302,21 @@ def _decide(
         return out(
             Status.UNKNOWN, "badge.kind_unknown", "标识图片、脚本、核验页面和替代文字都无法说明标识类型"
         )
+    if outdated:
+        return out(Status.WARN, "badge.registration_outdated", outdated)
     basis = _ORIGIN_ZH[best.origin] if best else ""
     return out(Status.PASS, "badge.ok", f"已加挂{kind}网站标识（依据：{basis}）")
+
+
+def mixed_content(page: Page, embeds: list[Embed], scan: Scan) -> bool:
+    """Whether a browser shows nothing of the badge because an ``https`` page loads its script over
+    ``http://`` (active mixed content is blocked; images would be upgraded, scripts are not)."""
+    if not embeds or urlsplit(page.url).scheme != "https":
+        return False
+    if not all(e.url.lower().startswith("http://") for e in embeds):
+        return False
+    # A badge in the markup itself (a static copy) still shows: only the script is blocked.
+    return not any(not m.via_script and m.source != "rendered" for m in scan.marks)
 
 
 def _lookup_badge_script(page: Page, e: Embed) -> str | None:

@@ -9,7 +9,7 @@ about the domain (``unknown``); NXDOMAIN and NODATA are answers (``fail``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -205,6 +205,24 @@ _EMPTY_SITE = re.compile(
 )
 
 
+def same_page(title: str, links: Iterable[str], other_title: str, other_links: Iterable[str]) -> bool:
+    """Whether two visits show the same site's page: most links in common (and the same title when
+    there are few links). Byte equality fails on pages that change on every visit."""
+    a, b = set(links), set(other_links)
+    if not a or not b:
+        return False
+    overlap = len(a & b) / len(a | b)
+    if len(a) >= 5 and len(b) >= 5 and overlap >= 0.8:
+        return True
+    return bool(title.strip()) and title.strip() == other_title.strip() and overlap >= 0.5
+
+
+# Pages that hide what a name serves (see checks.content): the use of the domain stays undecided.
+_NOT_SERVED = frozenset(
+    {"http.challenge", "http.blocked", "http.rate_limited", "http.maintenance", "http.landing_unresolved"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class UsageObservation:
     """What fetching ``http://<domain>/`` showed (filled by the crawler).
@@ -224,6 +242,8 @@ class UsageObservation:
     body_sha256: str = ""
     body_length: int | None = None
     redirects: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()  # the paths the page links to (without host)
+    page_state: str = ""  # the http reason when the page reached is not content (http.challenge …)
     dns: DnsResult | None = None
 
 
@@ -275,11 +295,13 @@ def classify_usage(
     expected: Expected,
     rules: Rules,
     own_sha256: Iterable[str] = (),
+    own_pages: Iterable[Mapping[str, Any]] = (),
 ) -> Verdict:
-    """The ``usage`` verdict of one Chinese domain.
+    """The ``usage`` verdict of one Chinese domain, decided by where its visitor ends up.
 
-    ``own_sha256`` are body digests of the unit's own site (a domain serving the same content without
-    redirecting is used for the site too).
+    ``own_sha256`` are body digests of the unit's own site and ``own_pages`` its pages' ``title`` and
+    ``links``: a domain serving the site's page without redirecting is used for the site too, also when
+    the page differs byte for byte on every visit (counters, timestamps, tokens).
     """
     final = obs.final_url or (obs.redirects[-1] if obs.redirects else "")
     host = _url_host(final) if final else ""
@@ -327,6 +349,11 @@ def classify_usage(
     # a firewall, a missing index page or a broken server, not whether the domain is in use.
     if not (200 <= status < 400):
         return out("usage.unreachable", f"网站返回 HTTP {status}" if status else "没有收到网页")
+    landing_on_site = obs.page_state == "http.landing_unresolved" and me == site_host
+    if not landing_on_site and (obs.page_state in _NOT_SERVED or (obs.page_state and me == site_host)):
+        # Nothing of the unit's is shown (a challenge, a block or maintenance notice; or the site's own
+        # host showing no content, which its http check already calls unknown): undecided.
+        return out("usage.unreachable", f"网页不是正常内容：{describe(obs.page_state).message}")
     if obs.body_length == 0:
         return out("usage.not_used", "网页内容为空")
     shas = {s for s in own_sha256 if s}
@@ -334,6 +361,9 @@ def classify_usage(
         return out("usage.own_site", f"提供本单位网站 {final}")
     if obs.body_sha256 and obs.body_sha256 in shas:
         return out("usage.own_site", "与本单位网站内容相同")
+    for own_page in own_pages:
+        if same_page(obs.title, obs.links, str(own_page.get("title", "")), own_page.get("links") or ()):
+            return out("usage.own_site", "与本单位网站是同一网站（标题和链接相同）")
     page_text = f"{obs.title}\n{obs.text}"
     names = [n.strip() for n in (expected.site_name, expected.unit_name) if len(n.strip()) >= 4]
     if obs.title and any(n in obs.title for n in names):

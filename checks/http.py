@@ -7,12 +7,13 @@ timeout says nothing about the badge); certificate problems are warnings and the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from checks.content import assess, is_html
+from checks.page import Document
 from checks.verdict import Evidence, Status, Verdict
 
 
@@ -26,6 +27,9 @@ class FetchError(StrEnum):
     DNS = "dns"
     ADDRESS_REFUSED = "address_refused"  # the address guard refused an internal/reserved target
     REDIRECT_LOOP = "redirect_loop"  # a loop, or more hops than allowed
+    BAD_REDIRECT = "bad_redirect"  # a Location that is malformed or not a web address
+    PROTOCOL = "protocol"  # an answer that is not HTTP (bad status line, broken headers or framing)
+    BAD_URL = "bad_url"  # the address to visit is not a valid web address (a registry entry)
     OTHER = "other"
 
 
@@ -37,15 +41,35 @@ class CertProblem(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """One request of the HTTP chain: what was asked and what came back."""
+    """One step of the chain to the page a visitor sees: what was asked, what came back, where next.
+
+    ``via`` says how the browser moves on: "" for an HTTP redirect (``location``), else the landing
+    kind of :mod:`checks.landing` (``meta_refresh``, ``refresh_header``, ``script``, ``frameset``,
+    ``iframe``) whose target is in ``location``.
+    """
 
     url: str
     status: int | None = None
     location: str = ""
     error: str = ""
+    via: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "status": self.status, "location": self.location, "error": self.error}
+        out: dict[str, Any] = {"url": self.url, "status": self.status, "location": self.location,
+                               "error": self.error}
+        if self.via:
+            out["via"] = self.via
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Hop:
+        return cls(
+            str(raw.get("url", "")),
+            raw.get("status"),
+            str(raw.get("location") or ""),
+            str(raw.get("error") or ""),
+            str(raw.get("via") or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +93,7 @@ class FetchOutcome:
     body_size: int = 0
     truncated: bool = False
     cert_problems: tuple[CertProblem, ...] = ()
+    body_head: bytes = b""  # the first bytes as received (is it a web page at all?)
 
 
 _ERROR_REASONS: dict[FetchError, str] = {
@@ -79,6 +104,9 @@ _ERROR_REASONS: dict[FetchError, str] = {
     FetchError.DNS: "http.dns_error",
     FetchError.ADDRESS_REFUSED: "http.address_refused",
     FetchError.REDIRECT_LOOP: "http.redirect_loop",
+    FetchError.BAD_REDIRECT: "http.bad_redirect",
+    FetchError.PROTOCOL: "http.protocol_error",
+    FetchError.BAD_URL: "http.bad_url",
     FetchError.OTHER: "http.error",
 }
 
@@ -87,30 +115,6 @@ _CERT_REASONS: dict[CertProblem, str] = {
     CertProblem.HOSTNAME: "http.cert_hostname",
     CertProblem.UNTRUSTED: "http.cert_untrusted",
 }
-
-# Markers of anti-crawler challenge pages (WAFs and CDN shields common on Chinese government hosting):
-# a browser passes them by running JavaScript or solving a puzzle; a crawler sees only this page.
-_CHALLENGE = re.compile(
-    r"challenge-platform|cf-chl|__cf_chl|just a moment\.\.\.|checking your browser|"
-    r"__jsl_clearance|acw_sc__v2|yunsuo_session_verify|_waf_|waf[-_ ]?challenge|"
-    r"安全验证|人机验证|访问验证|滑动验证|请完成验证|正在验证|验证您的浏览器|浏览器安全检查|"
-    r"请开启\s*javascript|请启用\s*javascript|enable\s+javascript\s+and\s+cookies|"
-    r"安全狗|云锁|创宇盾|网站卫士拦截|访问被拦截|您的访问被阻断|访问受限|access denied|"
-    r"request blocked|web application firewall",
-    re.I,
-)
-# Challenge pages are small interstitials; a full page that merely mentions "安全验证" is not one.
-_CHALLENGE_MAX_CHARS = 16 * 1024
-_BLOCK_STATUSES = frozenset({401, 403, 407, 429, 451})
-
-
-def looks_like_challenge(text_head: str, body_size: int) -> str | None:
-    """The challenge marker found in a small page, or None."""
-    if body_size > _CHALLENGE_MAX_CHARS * 4 or len(text_head) > _CHALLENGE_MAX_CHARS * 2:
-        return None
-    m = _CHALLENGE.search(text_head[:_CHALLENGE_MAX_CHARS])
-    return m.group(0) if m else None
-
 
 def _verdict(reason: str, status: Status, detail: str, outcome: FetchOutcome, excerpt: str = "") -> Verdict:
     data: dict[str, Any] = {
@@ -125,11 +129,14 @@ def _verdict(reason: str, status: Status, detail: str, outcome: FetchOutcome, ex
     return Verdict("http", status, reason, detail, ev, data)
 
 
-def classify_http(outcome: FetchOutcome) -> Verdict:
+def classify_http(outcome: FetchOutcome, doc: Document | None = None) -> Verdict:
     """The ``http`` verdict of a home-page fetch.
 
-    Order matters: a network error decides first; then the final status (403/429 and challenge pages
-    are "blocked", not "missing"); then a truncated body; then certificate warnings; else ``http.ok``.
+    Order matters: a network error decides first; then a truncated body; then whether the answer is a
+    web page at all; then whether the page is the site's content (:func:`checks.content.assess`, at
+    any status: a challenge at 200 or a maintenance notice at 503); then the status (4xx/5xx are
+    unknown, never "missing"); then certificate warnings; else ``http.ok``. ``doc`` is the decoded
+    final page (the crawler parses it once for every check); without it ``text_head`` is read.
     """
     chain = " → ".join(f"{h.status or h.error or '?'} {h.url}" for h in outcome.chain)
     if outcome.error is not None:
@@ -141,21 +148,23 @@ def classify_http(outcome: FetchOutcome) -> Verdict:
     status = outcome.status
     if status is None:
         return _verdict("http.error", Status.UNKNOWN, "no response", outcome, chain)
-    if status in _BLOCK_STATUSES:
-        return _verdict("http.blocked", Status.UNKNOWN, f"HTTP {status}", outcome, chain)
     if 300 <= status < 400:
         # A redirect that was not followed: a missing/invalid Location or too many hops.
         return _verdict("http.redirect_loop", Status.UNKNOWN, f"HTTP {status} not followed", outcome, chain)
+    ctype = next((v for k, v in outcome.headers.items() if k.lower() == "content-type"), "")
+    head = outcome.body_head or outcome.text_head[:1024].encode("utf-8", "replace")
+    if status < 300 and not is_html(ctype, head):
+        detail = f"HTTP {status}，内容类型 {ctype or '未声明'}"
+        return _verdict("http.not_html", Status.UNKNOWN, detail, outcome)
+    if doc is None:
+        doc = Document(outcome.final_url or outcome.url, outcome.text_head)
+    signal = assess(doc, status, outcome.headers, outcome.body_size)
+    if signal is not None:
+        return _verdict(signal.reason, Status.UNKNOWN, signal.detail, outcome, signal.marker or chain)
     if status >= 500:
-        marker = looks_like_challenge(outcome.text_head, outcome.body_size)
-        if marker:
-            return _verdict("http.blocked", Status.UNKNOWN, f"HTTP {status}, {marker}", outcome, marker)
         return _verdict("http.server_error", Status.UNKNOWN, f"HTTP {status}", outcome, chain)
     if status >= 400:
         return _verdict("http.client_error", Status.UNKNOWN, f"HTTP {status}", outcome, chain)
-    marker = looks_like_challenge(outcome.text_head, outcome.body_size)
-    if marker:
-        return _verdict("http.blocked", Status.UNKNOWN, f"challenge page ({marker})", outcome, marker)
     if outcome.cert_problems:
         first = outcome.cert_problems[0]
         detail = ", ".join(str(c) for c in outcome.cert_problems)

@@ -33,6 +33,7 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from checks.badge_js import inserted_markup
+from checks.landing import find_includes
 from checks.numbers import normalise_char
 from checks.page import Document, Need, NeedKind, Page
 from checks.verdict import Evidence, Status, Verdict
@@ -951,13 +952,16 @@ class Search:
     #: Same-site scripts referenced by the page that were not captured (they may write the footer);
     #: listed only when nothing was found.
     unread_scripts: tuple[str, ...]
-    #: Scripts whose written markup could not be evaluated statically.
+    #: Scripts whose written markup could not be evaluated statically, and scripts of other hosts
+    #: that are not known to leave the page alone (only a browser can tell what they write).
     dynamic_scripts: tuple[str, ...]
     rendered: bool
     #: Some document had more trigger lines than are read (see ``DocText.cut``).
     cut: bool = False
     #: The home page was cut at the crawler's size limit (its footer may be missing).
     truncated: bool = False
+    #: Fragments the page loads into itself (``$.load``, XHR, ``fetch``) that were not read.
+    unread_includes: tuple[str, ...] = ()
 
 
 _HOST = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//(?:[^/?#@]*@)?(\[[^\]]*\]|[^/?#:]*)")
@@ -1048,6 +1052,57 @@ def script_needs(page: Page) -> tuple[str, ...]:
     return tuple(unread)
 
 
+# Scripts of other hosts that never write a footer: analytics, CONAC's own badge and beacons, the
+# 找错 widget, share buttons, and the libraries templates load from CDNs.
+_INERT_HOSTS = re.compile(
+    r"(?:^|\.)(?:conac\.cn|cnzz\.com|51\.la|baidu\.com|bdstatic\.com|bdimg\.com|google-analytics\.com|"
+    r"googletagmanager\.com|kaipuyun\.cn|www\.gov\.cn|360\.cn|12377\.cn|growingio\.com|qq\.com)$",
+    re.I,
+)
+_LIBRARY = re.compile(
+    r"(?:^|/)(?:jquery|bootstrap|swiper|layer|laydate|echarts|html5shiv|respond|modernizr|polyfill|zepto|"
+    r"lodash|moment|axios|popper|require|sea)(?:[-.][\w.-]*)?\.js$",
+    re.I,
+)
+
+
+def foreign_scripts(page: Page) -> tuple[str, ...]:
+    """External scripts of other hosts the page runs that may write into it (not analytics, CONAC or a
+    known library): a platform's shared footer script, a bundle on a CDN. Not fetched: a rendering
+    settles them."""
+    hit: tuple[str, ...] | None = page.memo.get("foreign_scripts")
+    if hit is not None:
+        return hit
+    own = _host(page.url)
+    base = own[4:] if own.startswith("www.") else own
+    found: dict[str, None] = {}
+    for src, _ in _live_scripts(page.home):
+        if not src:
+            continue
+        host = _host(src)
+        if not host or host in (own, base) or host.endswith("." + base) or _INERT_HOSTS.search(host):
+            continue
+        if _LIBRARY.search(src.split("?", 1)[0]):
+            continue
+        found.setdefault(src)
+    page.memo["foreign_scripts"] = result = tuple(found)
+    return result
+
+
+def opaque_scripts(page: Page) -> tuple[str, ...]:
+    """Scripts whose effect on the page only a browser can tell: inline or captured scripts that
+    write markup static evaluation cannot reproduce (not the date widget), and :func:`foreign_scripts`.
+    A check that finds nothing must not call its item missing while any of them runs."""
+    return (*_script_docs(page)[1], *foreign_scripts(page))
+
+
+def include_needs(page: Page) -> list[Need]:
+    """The fragments the page loads into itself, still to be fetched (as frames: they are documents)."""
+    if page.exhausted or page.rendered is not None:
+        return []
+    return [n for url in find_includes(page.home) if not page.settled(n := Need(NeedKind.FRAME, url))]
+
+
 def _shows_all_numbers(doc: Document) -> bool:
     """Whether the static text shows an ICP number, a 公安 number and a 标识码 (kept in ``doc.memo``)."""
     hit: bool | None = doc.memo.get("shows_all_numbers")
@@ -1062,13 +1117,18 @@ def _shows_all_numbers(doc: Document) -> bool:
     return shown
 
 
-# The date/clock widget of every government header: a dynamic write that cannot carry a footer.
-_CLOCK = re.compile(r"\bDate\b|getFullYear|getMonth|getDay|getHours|toLocale\w*String|星期|week", re.I)
+# Dynamic writes that cannot carry a footer: the date/clock widget of every government header, and
+# the loaders of analytics counters (CNZZ's document.write of its own script with the page's protocol).
+_HARMLESS_WRITE = re.compile(
+    r"\bDate\b|getFullYear|getMonth|getDay|getHours|toLocale\w*String|星期|week|"
+    r"cnzz\.com|cnzz_|hm\.baidu\.com|51\.la|google-analytics\.com|googletagmanager\.com",
+    re.I,
+)
 
 
-def _only_clock(count: int, excerpts: Sequence[str]) -> bool:
-    """Whether every dynamic write of a script is a date/clock widget (all of them were quoted)."""
-    return count == len(excerpts) and all(_CLOCK.search(e) for e in excerpts)
+def _only_harmless(count: int, excerpts: Sequence[str]) -> bool:
+    """Whether every dynamic write of a script is a clock or a counter's loader (all were quoted)."""
+    return count == len(excerpts) and all(_HARMLESS_WRITE.search(e) for e in excerpts)
 
 
 def script_documents(page: Page) -> list[tuple[str, Document]]:
@@ -1101,7 +1161,9 @@ def _evaluate_scripts(page: Page) -> _ScriptDocs:
         name = f"script:{src}" if src else "home"
         label = src or f"inline script #{n + 1}"
         out = inserted_markup(code)
-        if out.dynamic and not _only_clock(out.dynamic, out.dynamic_excerpts):
+        # A library's sinks are generic (jQuery's own .html()): only what the page's code does counts.
+        library = bool(src) and bool(_LIBRARY.search(src.split("?", 1)[0]))
+        if out.dynamic and not library and not _only_harmless(out.dynamic, out.dynamic_excerpts):
             dynamic.append(label)
         if out.markup:
             docs.append((name, Document(url=src or page.url, text=out.markup)))
@@ -1115,7 +1177,7 @@ def search_page(
     (and ``read_scripts``), in the markup its scripts write. Cached per page and capture state: a check
     and its needs function share one search (``pattern`` and ``triggers`` are module constants)."""
     key = ("search", pattern, triggers if isinstance(triggers, tuple) else tuple(triggers), read_scripts)
-    state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated)
+    state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated, len(page.failed))
     hit: tuple[tuple[object, ...], Search] | None = page.memo.get(key)
     if hit is not None and hit[0] == state:
         return hit[1]
@@ -1138,13 +1200,20 @@ def _search(page: Page, pattern: re.Pattern[str], triggers: Sequence[str], read_
             found.extend(Found(m, ctx, "static") for m in pattern.finditer(ctx.text))
     dynamic: list[str] = []
     if not found and read_scripts:
-        script_docs, dynamic = _script_docs(page)
+        script_docs, evaluated = _script_docs(page)
+        dynamic = list(evaluated)  # the evaluation is shared: extend a copy
         for name, doc in script_docs:
             for ctx in trigger_contexts(doc, name, triggers).contexts:
                 found.extend(Found(m, ctx, "script") for m in pattern.finditer(ctx.text))
-    # Unread scripts matter only to a search that found nothing.
+    # Unread scripts and fragments matter only to a search that found nothing.
     unread = () if found else unread_scripts(page)
-    return Search(tuple(found), unread, tuple(dynamic), page.rendered is not None, cut, page.truncated)
+    includes: tuple[str, ...] = ()
+    if not found:
+        dynamic.extend(foreign_scripts(page))
+        includes = tuple(u for u in find_includes(page.home) if u not in page.frames)
+    return Search(
+        tuple(found), unread, tuple(dynamic), page.rendered is not None, cut, page.truncated, includes
+    )
 
 
 def needs_of(page: Page, search: Search) -> list[Need]:
@@ -1153,6 +1222,7 @@ def needs_of(page: Page, search: Search) -> list[Need]:
     if search.found or search.rendered or page.exhausted:
         return []
     out = [Need(NeedKind.SCRIPT, u) for u in search.unread_scripts]
+    out += [Need(NeedKind.FRAME, u) for u in search.unread_includes]
     if search.dynamic_scripts:
         out.append(Need(NeedKind.RENDER, page.url))
     return [n for n in out if not page.settled(n)]
@@ -1171,8 +1241,10 @@ def missing_verdict(check: str, page: Page, search: Search, data: dict[str, Any]
         why = "首页内容超过巡检上限被截断，页脚可能未读到" if search.truncated else (
             "页面中相关字样过多，只读取了开头和结尾部分，未找到")  # fmt: skip
         return Verdict(check, Status.UNKNOWN, f"{check}.unconfirmed", why, (), dict(data, issues=issues))
-    if not search.rendered and (search.unread_scripts or search.dynamic_scripts):
+    if not search.rendered and (search.unread_scripts or search.dynamic_scripts or search.unread_includes):
         parts = []
+        if search.unread_includes:
+            parts.append("页面加载的片段未读取：" + "、".join(search.unread_includes[:5]))
         if search.unread_scripts:
             failed = [u for u in search.unread_scripts if Need(NeedKind.SCRIPT, u).key in page.failed]
             parts.append("未读取的脚本：" + "、".join(search.unread_scripts[:5]))

@@ -11,15 +11,26 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
+from lxml import etree
+
 from checks.expected import Expected, UnitKind
+from checks.http import FetchOutcome, classify_http, page_readable
+from checks.landing import find_landing
+from checks.merge import settle_merged
 from checks.page import Need, NeedKind, Page
 from checks.reasons import is_transient
 from checks.rules import Rules
-from checks.verdict import Status, Verdict
+from checks.verdict import Evidence, Status, Verdict
 from crawler.resolver import DnsAnswer
 from storage.config import Config
 
 PAGE_CHECKS = ("badge", "icp", "police", "site_code")
+#: The checks every subject kind ends with (``site:``, ``domain:``, ``unit:`` subjects).
+SUBJECT_CHECKS: dict[str, tuple[str, ...]] = {
+    "site": ("http", *PAGE_CHECKS),
+    "domain": ("dns", "domain", "usage"),
+    "unit": ("domain",),
+}
 
 
 def rules_from_config(config: Config) -> Rules:
@@ -38,6 +49,69 @@ def run_page_checks(page: Page, expected: Expected, rules: Rules) -> tuple[list[
     raw = result.verdicts
     verdicts = list(raw.values()) if isinstance(raw, Mapping) else list(raw)
     return verdicts, list(result.needs)
+
+
+def site_http(outcome: FetchOutcome, page: Page | None) -> Verdict:
+    """The ``http`` verdict of a site visit, shared by the scan and ``recheck``: the fetch outcome
+    judged on the decoded final page, and ``http.landing_unresolved`` when that page is still a landing
+    stub (its target only a browser can compute, or it loops) and no rendering shows where it leads."""
+    http = classify_http(outcome, page.home if page is not None else None)
+    if page is not None and page.rendered is None and page_readable(http):
+        landing = find_landing(page.home, page.headers)
+        if landing is not None:
+            where = f"（指向 {landing.target}）" if landing.target else "（目标由脚本计算）"
+            return Verdict(
+                "http",
+                Status.UNKNOWN,
+                "http.landing_unresolved",
+                f"首页是{_LANDING_ZH.get(landing.kind, '跳转页')}{where}，未能静态打开其指向的页面",
+                (Evidence("home", landing.evidence),),
+                dict(http.data),
+            )
+    return http
+
+
+_LANDING_ZH = {
+    "refresh_header": "自动跳转页（Refresh 头）",
+    "meta_refresh": "自动跳转页（meta refresh）",
+    "script": "脚本跳转页",
+    "frameset": "框架页",
+    "iframe": "整页内嵌框架页",
+}
+
+
+def settle_site(
+    registered_url: str, final_url: str, http: Verdict, page_verdicts: list[Verdict], expected: Expected
+) -> tuple[Verdict, list[Verdict]]:
+    """The verdicts of a readable site visit after what only the whole visit shows: a registered address
+    that led to another unit's pages is merged (:mod:`checks.merge`)."""
+    merged = settle_merged(registered_url, final_url, http, page_verdicts, expected)
+    return merged if merged is not None else (http, page_verdicts)
+
+
+def internal_error_verdicts(subject: str, detail: str) -> list[Verdict]:
+    """Every check of ``subject`` as ``unknown/internal_error`` (its procedure raised)."""
+    kind = subject.partition(":")[0]
+    return [Verdict(c, Status.UNKNOWN, "internal_error", detail) for c in SUBJECT_CHECKS.get(kind, ())]
+
+
+def link_paths(tree: etree._Element, limit: int = 300) -> list[str]:
+    """The paths (with query) the page links to, without host: the same site under another name
+    links to the same ones."""
+    out: dict[str, None] = {}
+    for a in tree.iter("a"):
+        href = (a.get("href") or "").strip()
+        if not href or href.startswith("#") or href[:11].lower().startswith(("javascript:", "mailto:")):
+            continue
+        try:
+            parts = urlsplit(href)
+        except ValueError:
+            continue
+        key = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        out.setdefault(key)
+        if len(out) >= limit:
+            break
+    return sorted(out)
 
 
 def dns_verdict(answer: DnsAnswer) -> Verdict:
@@ -80,15 +154,17 @@ def usage_verdict(
     expected: Expected,
     rules: Rules,
     own_sha256: Iterable[str] = (),
+    own_pages: Iterable[Mapping[str, Any]] = (),
 ) -> Verdict:
     from checks.dns import UsageObservation, classify_usage
 
     known = set(getattr(UsageObservation, "__dataclass_fields__", {}))
     kwargs = {k: v for k, v in observation.items() if k in known}
-    if "redirects" in kwargs:
-        kwargs["redirects"] = tuple(kwargs["redirects"])
+    for key in ("redirects", "links"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
     obs = UsageObservation(**kwargs, dns=dns_result(answer))
-    return classify_usage(obs, expected, rules, own_sha256)
+    return classify_usage(obs, expected, rules, own_sha256, own_pages)
 
 
 def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, rules: Rules) -> Verdict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from scrapy.exceptions import IgnoreRequest
 
 from checks.http import FetchError
@@ -62,6 +64,8 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
     if causes:
         text = " ".join(f"{type(c).__name__}: {c}" for c in causes)[:300]
         low = f"{name} {text}".lower()
+    if _PROTOCOL.search(low):
+        return FetchError.PROTOCOL, text
     if "ssl" in low or "tls" in low or "certificate" in low or "handshake" in low:
         return FetchError.TLS, text
     if "timeout" in low or "timed out" in low:
@@ -79,6 +83,15 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
     ):
         return FetchError.RESET, text
     return FetchError.OTHER, text
+
+
+# What HTTP parsers (twisted.web, aiohttp/llhttp, h11) raise for an answer that is not HTTP: a broken
+# status line, malformed or oversized headers, bad chunked framing, a wrong Content-Length.
+_PROTOCOL = re.compile(
+    r"parseerror|badstatusline|badhttpmessage|invalidheader|invalid header|linetoolong|"
+    r"transferencodingerror|contentlengtherror|_wrongcontentlength|invalid chunk|chunk(?:ed)? encoding|"
+    r"wrong number of parts|non-integer status|invalid status|localprotocolerror|remoteprotocolerror"
+)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -16,9 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
-from checks.http import CertProblem, FetchError, FetchOutcome, Hop, classify_http, page_readable
+from w3lib.url import safe_url_string
+
+from checks.http import CertProblem, FetchError, FetchOutcome, Hop, page_readable
+from checks.landing import find_landing
 from checks.page import Document, Need, NeedKind, Page
 from checks.rules import Rules
 from checks.verdict import Verdict
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_HOPS = 10
+MAX_LANDINGS = 3  # landing stubs followed in a row (a registrar's frame, then a CMS entry page, ...)
 SUB_MAX_BYTES = 2 * 1024 * 1024
 
 
@@ -70,6 +74,47 @@ class Fetched:
     @property
     def too_large(self) -> bool:
         return self.error is FetchError.OTHER and is_too_large(self.error_detail)
+
+
+@dataclass
+class Visit:
+    """The page a visitor ends on: the final fetch (its chain from the first URL, landing hops included),
+    its page, and the landing stubs passed on the way (``(url, landing kind, response)``)."""
+
+    fetched: Fetched
+    page: Page | None
+    stubs: list[tuple[str, str, RawResponse]] = field(default_factory=list)
+
+
+def invalid_url(url: str) -> str:
+    """Why ``url`` cannot be visited ("" when it can): not http(s), no host, a malformed host or port,
+    spaces or control characters."""
+    if any(ord(c) < 33 or c == "\x7f" for c in url):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        return f"malformed ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"not a web address (scheme {parts.scheme or 'missing'})"
+    if not host:
+        return "no host"
+    return ""
+
+
+def redirect_target(current: str, location: str) -> str | None:
+    """The absolute URL a ``Location`` leads to, as a browser would take it (raw UTF-8 bytes in the
+    header percent-encoded); None when it cannot be one."""
+    try:
+        raw = location.encode("latin-1").decode("utf-8")  # headers arrive as latin-1 text
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raw = location
+    try:
+        return safe_url_string(urljoin(current, raw.strip()), encoding="utf-8")
+    except (ValueError, UnicodeError):
+        return None
 
 
 @dataclass
@@ -121,6 +166,8 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 Renderer = Callable[[str, Page], Awaitable[tuple[str, bytes] | None]]
+# Errors that mean "no web server for this name on port 80" (a browser then tries https://).
+_NOTHING_ON_PORT_80 = frozenset({FetchError.REFUSED, FetchError.RESET, FetchError.PROTOCOL})
 
 
 class Flow:
@@ -156,12 +203,23 @@ class Flow:
     # --- fetching -------------------------------------------------------------------------------
 
     async def fetch(self, url: str, *, maxsize: int, max_hops: int = MAX_HOPS, priority: int = 0) -> Fetched:
-        """GET ``url`` following redirects (each hop recorded, loops detected)."""
+        """GET ``url`` following redirects (each hop recorded, loops detected).
+
+        Whatever a server sends ends as a :class:`Fetched`, never an exception: an address that is not
+        a web address (the registry's, or a ``Location``: malformed, ``ftp:``, ``javascript:``) is a
+        ``bad_url``/``bad_redirect`` error of this fetch.
+        """
         t0 = time.perf_counter()
         chain: list[Hop] = []
         seen: set[str] = set()
         current = url
-        for _ in range(max_hops + 1):
+        for hop in range(max_hops + 1):
+            why = invalid_url(current)
+            if why:
+                kind = FetchError.BAD_URL if hop == 0 else FetchError.BAD_REDIRECT
+                if hop == 0:
+                    chain.append(Hop(current, None, "", str(kind)))
+                return Fetched(url, chain, None, kind, f"{why}: {current[:300]}", time.perf_counter() - t0)
             seen.add(current)
             self.requests += 1
             try:
@@ -172,7 +230,18 @@ class Flow:
                 return Fetched(url, chain, None, kind, detail, time.perf_counter() - t0)
             location = _header(resp.headers, "location").strip()
             if resp.status in REDIRECT_STATUSES and location:
-                nxt = urljoin(current, location)
+                nxt = redirect_target(current, location)
+                if nxt is None or invalid_url(nxt):
+                    # The hop carries the error so a recheck from the record reaches the same verdict.
+                    chain.append(Hop(current, resp.status, location[:500], str(FetchError.BAD_REDIRECT)))
+                    return Fetched(
+                        url,
+                        chain,
+                        None,
+                        FetchError.BAD_REDIRECT,
+                        f"HTTP {resp.status} Location: {location[:300]!r}",
+                        time.perf_counter() - t0,
+                    )
                 chain.append(Hop(current, resp.status, nxt))
                 if nxt in seen:
                     return Fetched(
@@ -196,6 +265,31 @@ class Flow:
             time.perf_counter() - t0,
         )
 
+    async def visit(self, url: str) -> Visit:
+        """The page a visitor ends on from ``url``: redirects, then landing stubs (meta refresh,
+        ``Refresh``, script ``location``, framesets and full-window iframes) followed statically up to
+        :data:`MAX_LANDINGS` times. The chain holds every hop; the stubs are kept as evidence."""
+        fetched = await self.fetch(url, maxsize=self.max_body)
+        chain = list(fetched.chain)
+        stubs: list[tuple[str, str, RawResponse]] = []
+        visited = {h.url for h in chain}
+        page = self.make_page(fetched.response) if fetched.response is not None else None
+        for _ in range(MAX_LANDINGS):
+            resp = fetched.response
+            if resp is None or page is None or not 200 <= resp.status < 300:
+                break
+            landing = find_landing(page.home, resp.headers)
+            if landing is None or landing.target is None or landing.target in visited:
+                break  # content, a stub only a browser can follow, or a loop: judged as it stands
+            stubs.append((resp.url, landing.kind, resp))
+            chain[-1] = replace(chain[-1], location=landing.target, via=landing.kind)
+            nxt = await self.fetch(landing.target, maxsize=self.max_body)
+            chain.extend(nxt.chain)
+            visited.update(h.url for h in nxt.chain)
+            fetched = replace(nxt, url=url, chain=list(chain), elapsed=fetched.elapsed + nxt.elapsed)
+            page = self.make_page(fetched.response) if fetched.response is not None else None
+        return Visit(fetched, page, stubs)
+
     def outcome_of(self, fetched: Fetched) -> FetchOutcome:
         resp = fetched.response
         if fetched.too_large:
@@ -215,7 +309,6 @@ class Flow:
                 error_detail=fetched.error_detail,
                 chain=tuple(fetched.chain),
             )
-        head = resp.body[:32768].decode("utf-8", "replace")
         problems: tuple[CertProblem, ...] = ()
         if resp.certificate is not None:
             problems = self.certs.problems(resp.certificate, checking.host_of(resp.url))
@@ -225,9 +318,9 @@ class Flow:
             status=resp.status,
             chain=tuple(fetched.chain),
             headers=resp.headers,
-            text_head=head,
             body_size=len(resp.body),
             cert_problems=problems,
+            body_head=resp.body[:1024],
         )
 
     # --- evidence -------------------------------------------------------------------------------
@@ -263,18 +356,38 @@ class Flow:
 
     async def site(self, job: SiteJob) -> SubjectResult:
         started = datetime.now(UTC)
-        fetched = await self.fetch(job.url, maxsize=self.max_body)
+        visit = await self.visit(job.url)
+        fetched, page = visit.fetched, visit.page
         outcome = self.outcome_of(fetched)
-        http = classify_http(outcome)
+        http = checking.site_http(outcome, page)
         host = checking.host_of(job.url)
         answer = self.resolver.cached(host) if host else None
         dns = {"answers": [answer.to_dict()] if answer else []}
         capture = self._capture(fetched, started, dns, outcome)
         capture.attempt = job.attempt
+        for n, (stub_url, kind, resp) in enumerate(visit.stubs, start=1):
+            capture.subresources[f"landing:{n}"] = {
+                "kind": "landing",
+                "via": kind,
+                "url": stub_url,
+                "status": resp.status,
+                "blob": self._put(resp.body),
+            }
         verdicts: list[Verdict] = [http]
-        if fetched.response is not None and page_readable(http):
-            page_verdicts = await self._judge_page(job, fetched.response, capture)
-            verdicts.extend(page_verdicts)
+        # A stub whose target only a browser can compute is rendered (the browser follows it).
+        unresolved = http.reason == "http.landing_unresolved"
+        can_render = self.renderer is not None and self.render_mode != "never"
+        if page is not None and (page_readable(http) or (unresolved and can_render)):
+            page_verdicts = await self._judge_page(job, page, capture, force_render=unresolved)
+            if unresolved:
+                http = checking.site_http(outcome, page)
+                verdicts = [http]
+            if page_readable(http):
+                settled = checking.settle_site(job.url, outcome.final_url, http, page_verdicts, job.expected)
+                http, page_verdicts = settled
+                verdicts = [http, *page_verdicts]
+            else:
+                verdicts.extend(checking.unreadable_verdicts(http, job.expected, self.rules))
         else:
             verdicts.extend(checking.unreadable_verdicts(http, job.expected, self.rules))
         capture.duration = round((datetime.now(UTC) - started).total_seconds(), 4)
@@ -286,8 +399,9 @@ class Flow:
     def make_page(self, resp: RawResponse) -> Page:
         return Page(url=resp.url, body=resp.body, headers=resp.headers, status=resp.status)
 
-    async def _judge_page(self, job: SiteJob, resp: RawResponse, capture: CaptureRecord) -> list[Verdict]:
-        page = self.make_page(resp)
+    async def _judge_page(
+        self, job: SiteJob, page: Page, capture: CaptureRecord, *, force_render: bool = False
+    ) -> list[Verdict]:
         budget = self.max_subresources
         verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
         while True:
@@ -303,7 +417,7 @@ class Flow:
             await asyncio.gather(*(self._fetch_need(page, n, capture) for n in todo))
             verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
         want_render = self.render_mode == "always" or (
-            self.render_mode == "auto" and checking.render_needed(needs)
+            self.render_mode == "auto" and (force_render or checking.render_needed(needs))
         )
         if want_render and self.renderer is not None:
             rendered = await self._render(page, capture)
@@ -363,23 +477,34 @@ class Flow:
         url = f"http://{job.ascii}/"
         capture = CaptureRecord(url=url, started=started, dns=dns, attempt=job.attempt)
         requests = 0
-        fetched: Fetched | None = None
+        visit: Visit | None = None
         if answer.addresses:
-            fetched = await self.fetch(url, maxsize=self.max_body)
-            requests += len(fetched.chain)
-            capture = self._capture(fetched, started, dns)
+            visit = await self.visit(url)
+            requests += len(visit.fetched.chain)
+            if visit.fetched.response is None and visit.fetched.error in _NOTHING_ON_PORT_80:
+                # HTTPS-only hosts: a browser told the bare name tries https:// too.
+                secure = await self.visit(f"https://{job.ascii}/")
+                requests += len(secure.fetched.chain)
+                if secure.fetched.response is not None:
+                    secure.fetched.chain[:0] = visit.fetched.chain
+                    visit = secure
+            capture = self._capture(visit.fetched, started, dns)
             capture.attempt = job.attempt
+        fetched = visit.fetched if visit is not None else None
         observation = usage_observation(job, answer, fetched)
+        if visit is not None and visit.page is not None:
+            # A challenge or a notice is not what the domain serves: its use stays open.
+            http = checking.site_http(self.outcome_of(visit.fetched), visit.page)
+            observation["page_state"] = "" if page_readable(http) else http.reason
         expected = domain_expected(job)
         usage = checking.usage_verdict(observation, answer, expected, self.rules)
-        resp = fetched.response if fetched is not None else None
-        if resp is not None and usage.reason not in ("usage.own_site", "usage.red_page"):
-            # Title and text matter only when the redirect chain did not already decide: parse lazily.
-            observation["title"], observation["text"] = _title_and_text(
-                resp.body, _header(resp.headers, "content-type")
-            )
+        page = visit.page if visit is not None else None
+        if page is not None and usage.reason not in ("usage.own_site", "usage.red_page"):
+            # Title, text and links matter only when where the visitor ended did not already decide.
+            observation.update(page_summary(page.home))
             usage = checking.usage_verdict(observation, answer, expected, self.rules)
         own: list[str] = []
+        own_pages: list[dict[str, Any]] = []
         if observation.get("status") == 200 and checking.host_of(expected.site_url) == job.ascii:
             # The domain is the site's registered address: what it serves is the unit's own site.
             own.append(str(observation["body_sha256"]))
@@ -390,14 +515,26 @@ class Flow:
             and expected.site_url
         ):
             # The domain serves a page itself: is it the unit's own site under another name? Compare
-            # with the site's home page (fetched here so the verdict never depends on scan order).
-            site = await self.fetch(expected.site_url, maxsize=self.max_body)
-            requests += len(site.chain)
-            if site.response is not None and site.response.status == 200:
-                own.append(hashlib.sha256(site.response.body).hexdigest())
-                usage = checking.usage_verdict(observation, answer, expected, self.rules, own)
+            # with the page a visitor of the site sees (fetched here so the verdict never depends on
+            # scan order): the same bytes, or, for pages that change on every visit, the same title and
+            # links.
+            site = await self.visit(expected.site_url)
+            requests += len(site.fetched.chain)
+            if site.page is not None and site.fetched.response is not None and site.page.status == 200:
+                own.append(hashlib.sha256(site.fetched.response.body).hexdigest())
+                own_pages.append(page_summary(site.page.home))
+                usage = checking.usage_verdict(observation, answer, expected, self.rules, own, own_pages)
         observation["own_sha256"] = own
+        observation["own_pages"] = own_pages
         capture.subresources["usage"] = observation
+        for n, (stub_url, kind, resp) in enumerate(visit.stubs if visit is not None else (), start=1):
+            capture.subresources[f"landing:{n}"] = {
+                "kind": "landing",
+                "via": kind,
+                "url": stub_url,
+                "status": resp.status,
+                "blob": self._put(resp.body),
+            }
         verdicts.append(usage)
         capture.duration = round((datetime.now(UTC) - started).total_seconds(), 4)
         return SubjectResult(job.subject, None, job.domain_id, verdicts, capture, requests)
@@ -412,12 +549,35 @@ class Flow:
         )
 
     async def run(self, job: Job) -> SubjectResult:
-        """One attempt at any subject."""
-        if isinstance(job, SiteJob):
-            return await self.site(job)
-        if isinstance(job, DomainJob):
-            return await self.domain(job)
-        return await self.unit(job)
+        """One attempt at any subject. Never raises (but for cancellation): whatever goes wrong with
+        one subject is that subject's ``unknown/internal_error``, recorded with the exception, and the
+        scan goes on."""
+        try:
+            if isinstance(job, SiteJob):
+                return await self.site(job)
+            if isinstance(job, DomainJob):
+                return await self.domain(job)
+            return await self.unit(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("subject %s failed", job.subject)
+            return internal_error_result(job, exc)
+
+
+def internal_error_result(job: Job, exc: BaseException) -> SubjectResult:
+    """The result of a subject whose procedure raised: every check of it ``unknown/internal_error``."""
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    verdicts = checking.internal_error_verdicts(job.subject, detail)
+    url = job.url if isinstance(job, SiteJob) else ""
+    if isinstance(job, DomainJob):
+        url = f"http://{job.ascii}/"
+    capture = CaptureRecord(url=url, error=f"internal_error: {detail}", attempt=job.attempt)
+    if isinstance(job, SiteJob):
+        return SubjectResult(job.subject, job.website_id, None, verdicts, capture)
+    if isinstance(job, DomainJob):
+        return SubjectResult(job.subject, None, job.domain_id, verdicts, capture)
+    return SubjectResult(job.subject, None, None, verdicts, CaptureRecord(url=""), unit_id=job.unit_id)
 
 
 def attach_subresource(page: Page, need: Need, url: str, body: bytes, content_type: str) -> None:
@@ -476,13 +636,14 @@ def usage_observation(job: DomainJob, answer: DnsAnswer, fetched: Fetched | None
     return obs
 
 
-def _title_and_text(body: bytes, content_type: str) -> tuple[str, str]:
-    """The page title and the start of its visible text (for parked/default-page recognition)."""
-    doc = Document.from_bytes("", body[:65536], content_type)
+def page_summary(doc: Document) -> dict[str, Any]:
+    """What the use of a domain is judged on besides where it leads: the title, the start of the
+    visible text (parked and default pages) and the page's own links (the same site under another name
+    has the same ones, whatever changes from visit to visit)."""
     tree = doc.tree
     title = " ".join(" ".join(tree.xpath("//title//text()")).split())[:300]
     parts = tree.xpath(
         "//body//text()[not(ancestor::script) and not(ancestor::style) and not(ancestor::noscript)]"
     )
     text = " ".join(" ".join(str(p) for p in parts).split())[:600]
-    return title, text
+    return {"title": title, "text": text, "links": checking.link_paths(tree)}

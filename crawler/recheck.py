@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
-from checks.http import CertProblem, FetchError, FetchOutcome, Hop, classify_http, page_readable
+from checks.http import CertProblem, FetchError, FetchOutcome, Hop, page_readable
 from checks.page import Document, Need, NeedKind, Page
 from checks.rules import Rules
 from checks.verdict import Verdict
@@ -45,9 +45,7 @@ class RecheckSummary:
 
 
 def _chain(raw: list[dict[str, Any]]) -> tuple[Hop, ...]:
-    return tuple(
-        Hop(h.get("url", ""), h.get("status"), h.get("location", ""), h.get("error", "")) for h in raw
-    )
+    return tuple(Hop.from_dict(h) for h in raw)
 
 
 def outcome_from_capture(
@@ -90,9 +88,9 @@ def outcome_from_capture(
         status=cap.status,
         chain=chain,
         headers=meta.get("headers", {}),
-        text_head=body[:32768].decode("utf-8", "replace"),
         body_size=len(body),
         cert_problems=problems,
+        body_head=body[:1024],
     )
     return outcome, body, meta
 
@@ -122,11 +120,15 @@ def verdicts_for_site(cap: Capture, website: Website, store: EvidenceStore, rule
     from storage.expected import expected_for
 
     outcome, body, meta = outcome_from_capture(cap, store)
-    http = classify_http(outcome)
-    if body is None or not page_readable(http):
-        return [http, *checking.unreadable_verdicts(http, expected_for(website), rules)]
-    page = page_from_capture(cap, store, body, meta)
-    verdicts, _needs = checking.run_page_checks(page, expected_for(website), rules)
+    expected = expected_for(website)
+    if cap.error.startswith("internal_error: "):
+        return checking.internal_error_verdicts(cap.subject, cap.error.removeprefix("internal_error: "))
+    page = page_from_capture(cap, store, body, meta) if body is not None else None
+    http = checking.site_http(outcome, page)
+    if page is None or not page_readable(http):
+        return [http, *checking.unreadable_verdicts(http, expected, rules)]
+    verdicts, _needs = checking.run_page_checks(page, expected, rules)
+    http, verdicts = checking.settle_site(cap.url, outcome.final_url, http, verdicts, expected)
     return [http, *verdicts]
 
 
@@ -135,6 +137,8 @@ def verdicts_for_domain(
 ) -> list[Verdict]:
     from crawler.jobs import domain_expected
 
+    if cap.error.startswith("internal_error: "):
+        return checking.internal_error_verdicts(cap.subject, cap.error.removeprefix("internal_error: "))
     answers = (cap.dns or {}).get("answers") or []
     answer = DnsAnswer.from_dict(answers[0]) if answers else DnsAnswer(domain.ascii, "", "no record", (), ())
     out = [
@@ -144,7 +148,8 @@ def verdicts_for_domain(
     usage = (cap.subresources or {}).get("usage")
     if isinstance(usage, dict):
         own = [str(x) for x in usage.get("own_sha256") or []]
-        out.append(checking.usage_verdict(usage, answer, domain_expected(domain), rules, own))
+        pages = [p for p in usage.get("own_pages") or [] if isinstance(p, dict)]
+        out.append(checking.usage_verdict(usage, answer, domain_expected(domain), rules, own, pages))
     return out
 
 

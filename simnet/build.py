@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import struct
+import urllib.parse
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from simnet import scenarios as sc
+from simnet import shields
 from simnet.conac import BSZS_HOST, DCS_HOST, RED_PAGE_HOST, Badge, badge_script, verify_page
 from simnet.ident import (
     INSTITUTION,
@@ -30,9 +34,13 @@ from simnet.ident import (
 )
 from simnet.model import Action, DnsBehaviour, DnsEntry, HostSite, Route, TlsMode
 from simnet.pages import (
+    FOOTER_URL,
     HTML_UTF8,
+    JQUERY_SHIM,
+    JS,
     PageParts,
     badge_fragment,
+    footer_inner,
     home_page,
     icp_fragment,
     parked_page,
@@ -46,6 +54,8 @@ CONAC_ADDR = "127.60.0.2"
 REDPAGE_ADDR = "127.60.0.4"
 PARKING_ADDR = "127.60.0.6"
 MIIT_ADDR = "127.60.0.7"
+PLATFORM_ADDR = "127.60.0.20"  # a consolidation platform (集约化平台): unknown host names get its portal
+TLS_ONLY_ADDR = "127.60.0.21"  # hosts that answer HTTPS only (nothing on port 80 for them)
 DEAD_ADDR = "127.60.0.250"  # nothing listens here: connections are refused
 
 HUGE_BYTES = 6 * 1024 * 1024 + 12345
@@ -145,6 +155,7 @@ class Built:
     sites: list[dict[str, Any]] = field(default_factory=list)
     domains: list[dict[str, Any]] = field(default_factory=list)
     units: list[dict[str, Any]] = field(default_factory=list)
+    defaults: dict[str, HostSite] = field(default_factory=dict)  # address -> default virtual host
 
 
 def v(status: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -297,12 +308,19 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
     own = make_badge(
         spec, badge_kind, unit.name, spec.site_name, all_domains, spec.serial, error=s.badge == "error_image"
     )
+    if s.badge == "outdated_unit_name":
+        # 机构改革: the badge was issued under the unit's former name; its site and code are this one's.
+        former = former_name(unit.name)
+        own = replace(own, unit_name=former, site_name=former + "网")
+    elif s.badge == "outdated_domain":
+        # The site moved to a new host; the verification page still lists the old one.
+        own = replace(own, domains=(f"www.old{spec.serial}.gov.cn",))
     shown_badge = own
     if s.badge in ("copied_badge", "copied_verify_link"):
         shown_badge = make_badge(
             spec,
             unit.kind,
-            unit.name.replace("局", "中心") + "（其他单位）",
+            unit.name[:3] + "其他单位服务中心",  # never containing this unit's name
             "其他单位网站",
             ("www.qita.gov.cn",),
             spec.serial + 50_000_000,
@@ -343,12 +361,17 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
         broken=s.http == "broken_html",
         padding=HUGE_BYTES if s.http == "huge" else 0,
     )
-    page = home_page(parts).encode(encoding)
+    footer_via = {"footer_load": "load", "footer_xhr": "xhr", "footer_fetch": "fetch"}.get(s.http, "")
+    page = home_page(parts, footer_via).encode(encoding)
     home = Route(body=page, content_type=content_type)
     assets: dict[str, Route] = {}
     for frag in (frag_badge, frag_icp, frag_pol):
         assets.update(frag.routes)
-
+    if footer_via:
+        assets[FOOTER_URL] = Route(body=footer_inner(parts).encode(encoding), content_type=content_type)
+        assets["/js/jquery.min.js"] = Route(body=JQUERY_SHIM.encode(), content_type=JS)
+        page = page.replace(b"<head>", b'<head>\n<script src="/js/jquery.min.js"></script>', 1)
+        home = Route(body=page, content_type=content_type)
     address = DEAD_ADDR if s.http == "refused" else spec.address
     tls = {
         "cert_expired": TlsMode.EXPIRED,
@@ -397,6 +420,50 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
         site.routes["/"] = Route(action=Action.STREAM, stream_bytes=0, body=page[:2000])
     elif s.http == "gzip_bomb":
         site.routes["/"] = Route(action=Action.GZIP_BOMB, stream_bytes=BOMB_BYTES)
+    elif s.http in _SHIELDED:
+        site.default = _SHIELDED[s.http]()
+    elif s.http in _NOT_CONTENT:
+        site.routes["/"] = site.routes["/index.html"] = _NOT_CONTENT[s.http]()
+    elif s.http in _STUBS:
+        stub, path = _STUBS[s.http]
+        site.routes["/"] = stub(path, spec.site_name)
+        site.routes.pop("/index.html", None)
+        site.routes[path.split("?")[0]] = home
+        if s.http == "stub_js_device_switch":
+            mobile = home_page(PageParts(title=spec.site_name + "（手机版）", unit_name=unit.name))
+            site.routes["/m/index.html"] = Route(body=mobile.encode())
+        final_url = f"{scheme}://{spec.en_host or spec.domains[0].name}{path.split('?')[0]}"
+    elif s.http == "stub_frameset_other_host":
+        new_host = f"www.new{spec.serial}.gov.cn"
+        site.routes["/"] = shields.frameset(f"{scheme}://{new_host}/", spec.site_name)
+        hosts.append(HostSite(new_host, address, dict(clean)))
+        out.dns.append(DnsEntry(new_host, a=[address]))
+        final_url = f"{scheme}://{new_host}/"
+    elif s.http == "spa_shell":
+        body = page.decode(encoding)
+        inner = body[body.index("<body>") + 6 : body.rindex("</body>")]
+        shell = shields.shell_page(spec.site_name, "/static/js/app.8f3a2c.js")
+        site.routes["/"] = site.routes["/index.html"] = Route(body=shell.encode())
+        site.routes["/static/js/app.8f3a2c.js"] = Route(
+            body=shields.dom_builder_script(inner).encode(), content_type=JS
+        )
+    elif s.http == "location_raw_utf8":
+        # Servers write the Location as they have it: raw UTF-8 bytes (a browser percent-encodes them).
+        raw = "/首页/index.html"
+        site.routes["/"] = _redirect(raw.encode().decode("latin-1"))
+        site.routes[urllib.parse.quote(raw)] = site.routes[raw.encode().decode("latin-1")] = home
+        site.routes.pop("/index.html", None)
+        final_url = f"{scheme}://{spec.en_host or spec.domains[0].name}{urllib.parse.quote(raw)}"
+    elif s.http in sc.HTTP_MERGED:
+        final_url = _merged(out, s.http, spec, site, scheme)
+    elif s.http == "bad_location":
+        site.routes["/"] = _redirect(f"http://[{site_host}/")
+    elif s.http == "redirect_non_http":
+        site.routes["/"] = _redirect(f"ftp://ftp.{site_host.removeprefix('www.')}/pub/")
+    elif s.http == "broken_status_line":
+        site.default = Route(
+            action=Action.RAW, body=b"HTTP/1.1 two hundred OK\r\nContent-Type: text/html\r\n\r\n<html>"
+        )
     if spec.en_host:
         out.dns.append(DnsEntry(site_host, a=[address]))
 
@@ -406,7 +473,10 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
         "http": v(http_status, http_reason, final_url=final_url if http_status != sc.UNKNOWN else None)
     }
     page_read = s.http in sc.HTTP_PAGE_READ
-    if page_read:
+    if s.http in sc.HTTP_MERGED:
+        for check in ("badge", "icp", "police"):
+            checks[check] = v(*sc.MERGED_PAGE)
+    elif page_read:
         checks["badge"] = _badge_truth(badge_opt, shown_badge, own, spec.badge_status == "已通过")
         st, reason = sc.ICP[s.icp]
         icp_visible = s.icp not in ("missing", "in_comment_only")
@@ -418,11 +488,25 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
             checks[check] = v(sc.UNKNOWN, http_reason)
     if not party:
         checks["site_code"] = v(sc.PASS, "site_code.not_required", value=None)
+    elif s.http in sc.HTTP_MERGED:
+        checks["site_code"] = v(*sc.MERGED_PAGE)
     elif page_read:
         st, reason = sc.SITE_CODE[s.site_code]
         checks["site_code"] = v(st, reason, value=None if s.site_code == "missing" else code_shown)
     else:
         checks["site_code"] = v(sc.UNKNOWN, http_reason)
+    if s.http in sc.HTTP_RENDER_ONLY:
+        # Only a browser can tell: statically the checks wait for a rendering (or the stub's target).
+        for check in ("badge", "icp", "police", "site_code"):
+            exp = checks[check]
+            if exp["reason"] == "site_code.not_required":
+                continue
+            static = "badge.needs_render" if check == "badge" else f"{check}.unconfirmed"
+            if s.http == "stub_js_computed":
+                static = "http.landing_unresolved"
+            checks[check] = v(sc.UNKNOWN, static, rendered=exp)
+        if s.http == "stub_js_computed":
+            checks["http"] = v(sc.UNKNOWN, "http.landing_unresolved", rendered=checks["http"])
 
     # Chinese domains of this row.
     for i, d in enumerate(spec.domains):
@@ -506,6 +590,90 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
     return out
 
 
+# Options of the http dimension that stand in front of every path / replace the home page.
+_SHIELDED: dict[str, Callable[[], Route]] = {
+    "waf_ruishu": shields.ruishu,
+    "waf_ruishu_202": lambda: shields.ruishu(202),
+    "waf_jiasule": shields.jiasule,
+    "waf_yunsuo": shields.yunsuo,
+    "challenge_unknown_vendor": shields.unknown_challenge,
+    "waf_safedog": shields.safedog,
+    "waf_360": shields.wangzhan360,
+    "waf_chuangyu": shields.chuangyudun,
+    "waf_baota": shields.baota,
+    "waf_aliyun": shields.aliyun_waf,
+    "waf_tencent": shields.tencent_waf,
+    "rate_limited": shields.rate_limited,
+    "rate_limited_429": lambda: shields.rate_limited(429),
+    "maintenance": shields.maintenance,
+    "maintenance_503": lambda: shields.maintenance(503),
+}
+_NOT_CONTENT: dict[str, Callable[[], Route]] = {
+    "empty": shields.empty,
+    "blank_html": shields.blank_html,
+    "default_nginx": shields.default_nginx,
+    "default_baota": shields.default_baota,
+    "default_iis": shields.default_iis,
+    "not_html": shields.not_html,
+}
+# stub option -> (route builder (target, title), path of the real home page)
+_STUBS: dict[str, tuple[Callable[[str, str], Route], str]] = {
+    "stub_meta_refresh": (lambda t, _n: shields.meta_refresh(t), "/cms/index.html"),
+    "stub_refresh_header": (lambda t, _n: shields.refresh_header(t), "/portal/index.html"),
+    "stub_js_location": (lambda t, _n: shields.js_location(t), "/site/index.html"),
+    "stub_js_device_switch": (
+        lambda t, _n: shields.js_replace_by_device(t, "/m/index.html"),
+        "/pc/index.html",
+    ),
+    "stub_js_computed": (lambda t, _n: shields.js_computed(t), "/web/index.html"),
+    "stub_frameset": (shields.frameset, "/main.html"),
+    "stub_full_iframe": (shields.full_iframe, "/index_main.html"),
+}
+
+
+_FORWARDS: dict[str, Callable[[str, str], Route]] = {
+    "forward_frameset": shields.frameset,
+    "forward_meta": lambda target, _name: shields.meta_refresh(target),
+    "forward_js": lambda target, _name: shields.js_location(target),
+}
+
+
+def former_name(name: str) -> str:
+    """The name a unit had before a 机构改革 (never containing its current name)."""
+    return name[:-1] + "管理所" if name.endswith(("局", "委", "办")) else "原" + name[:-1] + "管理处"
+
+
+def _merged(out: Built, option: str, spec: SiteSpec, site: HostSite, scheme: str) -> str:
+    """A registered site that now leads to another unit's pages (集约化, 关停并转); returns the URL the
+    visitor ends on. That page shows its own unit's badge and numbers, never this site's."""
+    serial = spec.serial + 50_000_000  # like a copied badge: a serial of its own, traced back by the farm
+    if option == "merged_portal_column":
+        host, owner = f"www.portal{spec.serial}.gov.cn", "县人民政府"
+        path = f"/col/col{spec.serial}/index.html"
+        site.routes = {"/": _redirect(f"{scheme}://{host}{path}", 301)}
+    else:
+        host, path, owner = f"www.hebing{spec.serial}.gov.cn", "/", "县政务服务中心"
+        site.routes = {"/": _redirect(f"{scheme}://{host}/")}
+    owner_name = f"{spec.unit.name[:3]}{owner}"
+    badge = make_badge(spec, PARTY, owner_name, owner_name + "网站", (host,), serial)
+    out.hosts += conac_hosts(badge)
+    shape = "embed_http" if option == "merged_portal_column" else "custom_image_alt"
+    frag = badge_fragment(shape, badge, PARTY)
+    digits = f"{spec.unit.division}02{serial % 10**6:06d}"
+    parts = PageParts(
+        title=owner_name + "网站",
+        unit_name=owner_name,
+        head_extra=f'<meta name="SiteIDCode" content="{spec.unit.division}{(serial + 7) % 10000:04d}">',
+        badge=frag.html,
+        icp=f'<a href="https://beian.miit.gov.cn/">{spec.unit.province_char}ICP备{serial % 10**8:08d}号</a>',
+        police=f"{spec.unit.province_char}公网安备 {digits}号",
+    )
+    routes = {path: Route(body=home_page(parts).encode()), **frag.routes}
+    out.hosts.append(HostSite(host, site.address, routes))
+    out.dns.append(DnsEntry(host, a=[site.address]))
+    return f"{scheme}://{host}{path}"
+
+
 def _delayed(route: Route, delay_ms: int) -> Route:
     return Route(
         status=route.status,
@@ -525,6 +693,7 @@ def _badge_truth(opt: str, shown: Badge, own: Badge, approved: bool) -> dict[str
         "copied_verify_link",
         "error_image",
         "async_wrapper",
+        "mixed_content",
     )
     out = v(
         status,
@@ -611,6 +780,10 @@ def _build_domain(
         address = PARKING_ADDR
     elif usage == "not_used":
         address = DEAD_ADDR
+    elif usage == "platform_default":
+        address = PLATFORM_ADDR
+    elif usage == "https_only" and site is not None:
+        address = TLS_ONLY_ADDR
 
     # DNS.
     dns_status, dns_reason = sc.DNS[d.dns]
@@ -643,6 +816,7 @@ def _build_domain(
         truth["checks"]["usage"] = v(*sc.USAGE["unreachable"])
         return
     truth["checks"]["usage"] = v(*sc.USAGE[usage if site_readable or hosts_on_cn is None else "unreachable"])
+    truth["usage_shape"] = usage
     if hosts_on_cn is not None:
         return  # the site's own host object serves this name
     if usage == "own_site_redirect" and site is not None:
@@ -666,6 +840,17 @@ def _build_domain(
         out.dns.append(DnsEntry(other, a=[site[1] if site else REDPAGE_ADDR]))
     elif usage == "unreachable":
         out.hosts.append(HostSite(name, address, default=Route(action=Action.HANG)))
+    elif usage in _FORWARDS and site is not None:
+        # A registrar's URL forwarding (显性/隐性转发) to the unit's site.
+        out.hosts.append(HostSite(name, address, {"/": _FORWARDS[usage](site[0], unit.name)}))
+    elif usage == "https_only" and site is not None:
+        out.hosts.append(HostSite(name, address, dict(site[2]), plain_http=False))
+    elif usage == "own_site_dynamic" and site is not None:
+        home = site[2]["/"]
+        body = home.body.replace(b"</body>", "<p class=\"counter\">访问量：{nonce}</p></body>".encode(), 1)
+        body = re.sub(rb"<title>[^<]*</title>", "<title>门户首页</title>".encode(), body, count=1)
+        dynamic = Route(body=body, content_type=home.content_type, action=Action.DYNAMIC)
+        out.hosts.append(HostSite(name, address, {**site[2], "/": dynamic, "/index.html": dynamic}))
 
 
 def build_unit(key: str, unit: UnitSpec, domains: list[DomainSpec], as_of: dt.date) -> Built:
@@ -735,6 +920,12 @@ def gzip_bomb(size: int) -> bytes:
     return header + first + steady * (n - 1) + tail + trailer
 
 
+def platform_portal(address: str, name: str) -> HostSite:
+    """The portal a consolidation platform serves for any host name it does not know."""
+    parts = PageParts(title=name, unit_name=name.removesuffix("集约化平台") + "管理中心")
+    return HostSite(f"default.{address}", address, default=Route(body=home_page(parts).encode()))
+
+
 def infrastructure(as_of: dt.date) -> Built:
     """CONAC's hosts, the red-page platform, the parking service, MIIT and MPS filing sites."""
     from simnet.pngs import BADGE_IMAGES, badge_png
@@ -770,4 +961,5 @@ def infrastructure(as_of: dt.date) -> Built:
         HostSite("parking.simnet.com", PARKING_ADDR, default=Route(body=parked_page("").encode()))
     )
     out.dns.append(DnsEntry("parking.simnet.com", a=[PARKING_ADDR]))
+    out.defaults[PLATFORM_ADDR] = platform_portal(PLATFORM_ADDR, "河北省政府网站集约化平台")
     return out

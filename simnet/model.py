@@ -48,6 +48,8 @@ class Action(enum.StrEnum):
     BLOCK = "block"  # 403 challenge page to clients that do not look like a browser
     STREAM = "stream"  # ``stream_bytes`` of body (0 = endless), written as fast as the client reads
     GZIP_BOMB = "gzip_bomb"  # small gzip body that inflates to ``stream_bytes``
+    RAW = "raw"  # ``body`` is written as it is (status line and headers included), then the connection closes
+    DYNAMIC = "dynamic"  # ``body`` with ``{nonce}`` replaced on every request (differs on each visit)
 
 
 @dataclass(slots=True)
@@ -122,6 +124,8 @@ class HostSite:
     tls_routes: dict[str, Route] | None = None
     # A behaviour applied to every path of the host (slow, hang, reset, block...), or None.
     default: Route | None = None
+    # False: the host answers HTTPS only; a plain HTTP request for it is reset.
+    plain_http: bool = True
 
 
 class Universe(Protocol):
@@ -137,6 +141,10 @@ class Universe(Protocol):
 
     def host(self, name: str) -> HostSite | None:
         """The virtual host ``name`` (A-label, lower case, no port), or None."""
+        ...
+
+    def default_host(self, address: str) -> HostSite | None:
+        """What an address serves for a ``Host`` it does not know (a platform's portal), or None (404)."""
         ...
 
 
@@ -176,9 +184,10 @@ class StaticUniverse:
     names: dict[str, DnsEntry] = field(default_factory=dict)
     hosts: dict[str, HostSite] = field(default_factory=dict)
     extra_addresses: set[str] = field(default_factory=set)
+    defaults: dict[str, HostSite] = field(default_factory=dict)  # address -> its default virtual host
 
     def addresses(self) -> list[str]:
-        found = {h.address for h in self.hosts.values()} | self.extra_addresses
+        found = {h.address for h in self.hosts.values()} | self.extra_addresses | set(self.defaults)
         return sorted(found, key=_addr_key)
 
     def dns(self, name: str) -> DnsEntry | None:
@@ -186,6 +195,9 @@ class StaticUniverse:
 
     def host(self, name: str) -> HostSite | None:
         return self.hosts.get(name)
+
+    def default_host(self, address: str) -> HostSite | None:
+        return self.defaults.get(address)
 
     def add_dns(self, entries: Iterable[DnsEntry]) -> None:
         for e in entries:

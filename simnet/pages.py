@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 
 from simnet.conac import DCS_HOST, Badge, bszs_href, embed_code, expanded_markup
@@ -25,7 +26,9 @@ JIUCUO_URL = "https://zfwzgl.www.gov.cn/exposure/jiucuo.js"
 JQUERY_SHIM = (
     "(function(w,d){function Q(s){this.e=typeof s==='string'?Array.prototype.slice.call("
     "d.querySelectorAll(s)):[s];}Q.prototype.html=function(h){this.e.forEach(function(n){n.innerHTML=h;});"
-    "return this;};Q.prototype.append=function(h){this.e.forEach(function(n){n.insertAdjacentHTML("
+    "return this;};Q.prototype.load=function(u){var s=this,x=new XMLHttpRequest();x.open('GET',u,true);"
+    "x.onload=function(){s.html(x.responseText);};x.send();return this;};"
+    "Q.prototype.append=function(h){this.e.forEach(function(n){n.insertAdjacentHTML("
     "'beforeend',h);});return this;};w.jQuery=w.$=function(a){if(typeof a==='function'){if(d.readyState"
     "!=='loading'){a();}else{d.addEventListener('DOMContentLoaded',a);}return;}return new Q(a);};"
     "})(window,document);\n"
@@ -45,12 +48,19 @@ def _png(data: bytes) -> Route:
     return Route(body=data, content_type=PNG)
 
 
+# Shapes that show the official embed code over http:// (what differs is the badge or the page).
+_PLAIN_EMBED = frozenset(
+    {"embed_http", "wrong_kind", "copied_badge", "error_image", "mixed_content", "outdated_unit_name",
+     "outdated_domain"}
+)
+
+
 def badge_fragment(opt: str, badge: Badge, own_kind: str) -> Fragment:
     """The badge markup of shape ``opt`` (domain.md §3) for ``badge``."""
     colour = "red" if badge.kind == PARTY else "blue"
     custom = "dzjg" if badge.kind == PARTY else "sydw"
     f = Fragment()
-    if opt in ("embed_http", "wrong_kind", "copied_badge", "error_image"):
+    if opt in _PLAIN_EMBED:
         f.html = embed_code(badge, "http:")
     elif opt == "embed_https":
         f.html = embed_code(badge, "https:")
@@ -256,16 +266,45 @@ class PageParts:
     news: tuple[str, ...] = ()
 
 
-def home_page(p: PageParts) -> str:
-    """A government-style home page with the footer assembled from the fragments."""
-    t = html.escape(p.title)
-    items = "\n".join(
-        f'<li><a href="/xwzx/{i:04d}.html">{html.escape(n)}</a><span>2015-03-{(i % 28) + 1:02d}</span></li>'
-        for i, n in enumerate(p.news or _NEWS)
-    )
+def footer_inner(p: PageParts) -> str:
+    """The footer's markup: 主办单位, the ICP and 公安 lines, the 标识码, the badge and the 找错 widget."""
     jiucuo = ""
     if p.jiucuo_code:
         jiucuo = f"<script id=\"_jiucuo_\" sitecode='{p.jiucuo_code}' src='{JIUCUO_URL}'></script>"
+    return (
+        f"<p>主办单位：{html.escape(p.unit_name)}　联系电话：0312-0000000</p>\n"
+        f"<p>{p.icp}　{p.police}</p>\n"
+        f"<p>{p.site_code_text}</p>\n"
+        f'<div class="footer-badges">{p.badge}{jiucuo}</div>\n'
+    )
+
+
+# How a template fetches its footer into an empty <div> (footer_via of home_page).
+FOOTER_LOADERS = {
+    "load": "<script>$(function(){{$('#footer').load('{url}');}});</script>",
+    "xhr": (
+        "<script>(function(){{var x=new XMLHttpRequest();x.open('GET','{url}',true);x.onreadystatechange="
+        "function(){{if(x.readyState==4&&x.status==200){{document.getElementById('footer').innerHTML="
+        "x.responseText;}}}};x.send(null);}})();</script>"
+    ),
+    "fetch": (
+        "<script>fetch('{url}').then(function(r){{return r.text();}}).then(function(h){{"
+        "document.querySelector('#footer').innerHTML=h;}});</script>"
+    ),
+}
+FOOTER_URL = "/inc/footer.html"
+
+
+def home_page(p: PageParts, footer_via: str = "") -> str:
+    """A government-style home page with the footer assembled from the fragments; with ``footer_via``
+    (a key of :data:`FOOTER_LOADERS`) the footer is left empty and fetched from :data:`FOOTER_URL`."""
+    t = html.escape(p.title)
+    column = zlib.crc32(p.title.encode()) % 100000  # every site's articles live at addresses of its own
+    items = "\n".join(
+        f'<li><a href="/xwzx/{column}/{i:04d}.html">{html.escape(n)}</a>'
+        f"<span>2015-03-{(i % 28) + 1:02d}</span></li>"
+        for i, n in enumerate(p.news or _NEWS)
+    )
     filler = ""
     if p.padding:
         unit = "<p>" + "政务公开信息" * 20 + "</p>\n"
@@ -276,6 +315,8 @@ def home_page(p: PageParts) -> str:
         else '<div class="main"><div class=news><ul'
     )
     broken = "<table><tr><td>通知公告<td><b>重要</i></div></span><p>未闭合段落" if p.broken else ""
+    footer = footer_inner(p) if not footer_via else ""
+    loader = FOOTER_LOADERS[footer_via].format(url=FOOTER_URL) if footer_via else ""
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n'
         f"{p.charset_meta}\n{p.head_extra}\n<title>{t}</title>\n</head>\n<body>\n"
@@ -284,12 +325,7 @@ def home_page(p: PageParts) -> str:
         ' | <a href="/zwgk/">政务公开</a> | <a href="/bsfw/">办事服务</a>'
         ' | <a href="/hdjl/">互动交流</a></div>\n'
         f"{body_open}\n{items}\n</ul></div>{broken}</div>\n{filler}"
-        '<div class="footer" id="footer">\n'
-        f"<p>主办单位：{html.escape(p.unit_name)}　联系电话：0312-0000000</p>\n"
-        f"<p>{p.icp}　{p.police}</p>\n"
-        f"<p>{p.site_code_text}</p>\n"
-        f'<div class="footer-badges">{p.badge}{jiucuo}</div>\n'
-        "</div>\n</body>\n</html>\n"
+        f'<div class="footer" id="footer">\n{footer}</div>\n{loader}\n</body>\n</html>\n'
     )
 
 

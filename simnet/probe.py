@@ -205,6 +205,8 @@ def fetch(
                 req += f"Cookie: {cookie}\r\n"
             sock.sendall((req + "\r\n").encode())
             status, headers, body, too_large = _read_response(sock)
+        except ValueError:  # no HTTP status line
+            return Fetch("http.protocol_error", chain=chain)
         except TimeoutError:
             return Fetch("http.timeout", chain=chain)
         except ConnectionResetError:
@@ -214,7 +216,16 @@ def fetch(
         if too_large:
             return Fetch("http.too_large", status, url, body, headers, chain)
         if status in (301, 302, 303, 307, 308) and "location" in headers:
-            url = urllib.parse.urljoin(url, headers["location"])
+            # A browser percent-encodes raw bytes of a Location; a malformed one or another scheme ends here.
+            location = headers["location"].encode("latin-1").decode("utf-8", "replace")
+            try:
+                url = urllib.parse.urljoin(url, urllib.parse.quote(location, safe=":/?#[]@!$&'()*+,;=%"))
+                parts = urllib.parse.urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            except ValueError:
+                ok = False
+            if not ok:
+                return Fetch("http.bad_redirect", status, url, body, headers, chain)
             continue
         if status == 403 and "访问验证" in body.decode("utf-8", "replace"):
             return Fetch("http.blocked", status, url, body, headers, chain)

@@ -45,6 +45,9 @@ BADGE: dict[str, tuple[str, str, tuple[str, str] | None, bool, bool]] = {
     "missing": (FAIL, "badge.missing", None, False, False),
     "placeholder_href": (FAIL, "badge.missing", None, False, False),
     "neighbours_only": (FAIL, "badge.missing", None, False, False),
+    "mixed_content": (FAIL, "badge.mixed_content", None, True, True),  # https page, http:// badge script
+    "outdated_unit_name": (WARN, "badge.registration_outdated", None, True, True),  # 机构改革
+    "outdated_domain": (WARN, "badge.registration_outdated", None, True, True),  # the site moved host
 }
 
 # --- ICP shapes (§4): option -> (status, reason, number shown or None) ---------------------------
@@ -124,11 +127,68 @@ HTTP: dict[str, tuple[str, str]] = {
     "huge": (UNKNOWN, "http.too_large"),
     "endless": (UNKNOWN, "http.too_large"),
     "gzip_bomb": (UNKNOWN, "http.too_large"),
+    # --- what stands in front of the home page (domain.md §9.1; simnet/shields.py) ---
+    "waf_ruishu": (UNKNOWN, "http.challenge"),  # 瑞数: 412, $_ts, <meta r='m'>
+    "waf_ruishu_202": (UNKNOWN, "http.challenge"),
+    "waf_jiasule": (UNKNOWN, "http.challenge"),  # 加速乐: 521, cookie built piece by piece
+    "waf_yunsuo": (UNKNOWN, "http.challenge"),  # 云锁: 200, GBK, YunSuoAutoJump
+    "challenge_unknown_vendor": (UNKNOWN, "http.challenge"),  # no known marker: the general rule
+    "waf_safedog": (UNKNOWN, "http.blocked"),
+    "waf_360": (UNKNOWN, "http.blocked"),
+    "waf_chuangyu": (UNKNOWN, "http.blocked"),
+    "waf_baota": (UNKNOWN, "http.blocked"),
+    "waf_aliyun": (UNKNOWN, "http.blocked"),
+    "waf_tencent": (UNKNOWN, "http.blocked"),
+    "rate_limited": (UNKNOWN, "http.rate_limited"),  # a 200 notice
+    "rate_limited_429": (UNKNOWN, "http.rate_limited"),
+    "maintenance": (UNKNOWN, "http.maintenance"),  # 200, GBK, no charset
+    "maintenance_503": (UNKNOWN, "http.maintenance"),
+    "empty": (UNKNOWN, "http.empty"),
+    "blank_html": (UNKNOWN, "http.empty"),
+    "default_nginx": (UNKNOWN, "http.default_page"),
+    "default_baota": (UNKNOWN, "http.default_page"),
+    "default_iis": (UNKNOWN, "http.default_page"),
+    "not_html": (UNKNOWN, "http.not_html"),
+    # --- landing stubs: judged on the page the visitor ends up on ---
+    "stub_meta_refresh": (PASS, "http.ok"),
+    "stub_refresh_header": (PASS, "http.ok"),
+    "stub_js_location": (PASS, "http.ok"),
+    "stub_js_device_switch": (PASS, "http.ok"),
+    "stub_js_computed": (PASS, "http.ok"),  # only a browser can tell where it goes
+    "stub_frameset": (PASS, "http.ok"),
+    "stub_frameset_other_host": (PASS, "http.ok"),  # 隐性转发 to the unit's site on another host
+    "stub_full_iframe": (PASS, "http.ok"),
+    "footer_load": (PASS, "http.ok"),  # $('#footer').load('/inc/footer.html')
+    "footer_xhr": (PASS, "http.ok"),
+    "footer_fetch": (PASS, "http.ok"),
+    "spa_shell": (PASS, "http.ok"),  # everything built by a bundle: only a browser can tell
+    "location_raw_utf8": (PASS, "http.ok"),  # a Location header with raw UTF-8 bytes
+    # --- merged sites (集约化, 关停并转): the registered address leads to another unit's pages ---
+    "merged_portal_column": (WARN, "http.merged"),
+    "merged_other_unit": (WARN, "http.merged"),
+    # --- what no server should send ---
+    "bad_location": (UNKNOWN, "http.bad_redirect"),  # Location: http://[www.x.gov.cn/
+    "redirect_non_http": (UNKNOWN, "http.bad_redirect"),
+    "broken_status_line": (UNKNOWN, "http.protocol_error"),
     "cert_expired": (WARN, "http.cert_expired"),
     "cert_self_signed": (WARN, "http.cert_untrusted"),
     "cert_wrong_host": (WARN, "http.cert_hostname"),
 }
-HTTP_PAGE_READ = {k for k, (s, _) in HTTP.items() if s != UNKNOWN}
+# The page checks of a merged site are not judged: what it shows belongs to the site it joined.
+HTTP_MERGED = frozenset({"merged_portal_column", "merged_other_unit"})
+HTTP_PAGE_READ = {k for k, (s, _) in HTTP.items() if s != UNKNOWN and k not in HTTP_MERGED}
+MERGED_PAGE = (UNKNOWN, "http.merged_page")
+# Options decided on the page's content (what a server sends is a challenge, a notice, a stub, a loaded
+# footer or another unit's page): simnet's own probe sees only the protocol; the crawler's catalogue
+# test compares these with the truth.
+HTTP_BY_CONTENT = frozenset(
+    k
+    for k in HTTP
+    if k.startswith(("waf_", "challenge_", "rate_limited", "maintenance", "default_", "stub_", "footer_"))
+    or k in ("empty", "blank_html", "not_html", "spa_shell", *HTTP_MERGED)
+)
+# Pages only a browser can settle: the static verdicts are unknown, the rendered ones the page's own.
+HTTP_RENDER_ONLY = frozenset({"stub_js_computed", "spa_shell"})
 
 # --- DNS of a Chinese domain: option -> (status, reason) ------------------------------------------
 DNS: dict[str, tuple[str, str]] = {
@@ -153,6 +213,13 @@ USAGE: dict[str, tuple[str, str]] = {
     "other_site": (WARN, "usage.other_site"),
     "not_used": (WARN, "usage.not_used"),
     "unreachable": (UNKNOWN, "usage.unreachable"),
+    # registrars' URL forwarding and hosts as they are: decided by where the visitor ends up
+    "forward_frameset": (PASS, "usage.own_site"),  # 隐性转发
+    "forward_meta": (PASS, "usage.own_site"),
+    "forward_js": (PASS, "usage.own_site"),
+    "https_only": (PASS, "usage.own_site"),  # nothing on port 80, the site on 443
+    "own_site_dynamic": (PASS, "usage.own_site"),  # the site itself, different bytes on every visit
+    "platform_default": (WARN, "usage.other_site"),  # an unbound name on a platform gets its portal
 }
 
 # --- registry rules of a domain ----------------------------------------------------------------------
@@ -202,11 +269,22 @@ def _catalogue() -> list[Scenario]:
         if opt == "wrong_kind" or opt == "alt_contradicts_image":
             kind = INSTITUTION
         status = "未申请" if opt in ("missing", "neighbours_only") else "已通过"
-        out.append(Scenario(f"badge.{opt}", badge=opt, kind=kind, badge_status=status))
+        out.append(
+            Scenario(f"badge.{opt}", badge=opt, kind=kind, badge_status=status, https=opt == "mixed_content")
+        )
     out += [Scenario(f"icp.{opt}", icp=opt) for opt in ICP if opt != "plain"]
     out += [Scenario(f"police.{opt}", police=opt) for opt in POLICE if opt != "plain"]
     out += [Scenario(f"site_code.{opt}", site_code=opt) for opt in SITE_CODE if opt != "meta_and_footer"]
-    out += [Scenario(f"http.{opt}", http=opt, https=opt.startswith("cert_")) for opt in HTTP if opt != "ok"]
+    for opt in HTTP:
+        if opt == "ok":
+            continue
+        https = opt.startswith("cert_")
+        # A page read over https needs an https badge script (an http:// one is mixed content, a finding
+        # of its own): the redirect chain ends on https too.
+        badge = "embed_https" if https or opt == "redirect_chain" else "embed_http"
+        if opt == "spa_shell":
+            badge = "static_copy"  # markup a bundle inserts: a script in it would never run
+        out.append(Scenario(f"http.{opt}", http=opt, https=https, badge=badge))
     out += [Scenario(f"dns.{opt}", dns=opt) for opt in DNS if opt != "ok"]
     out += [Scenario(f"usage.{opt}", usage=opt) for opt in USAGE if opt not in ("own_site_redirect",)]
     out += [

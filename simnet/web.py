@@ -49,6 +49,7 @@ class Farm:
         self._bomb = bomb
         self._bombs: dict[int, asyncio.Future[bytes]] = {}
         self.requests = 0
+        self.nonce = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -215,9 +216,15 @@ class _Conn(asyncio.Protocol):
         host = _host(raw_host)
         site = self.farm.universe.host(host) if host else None
         if site is None or site.address != self.local:
-            self._send(MISDIRECTED, keep, head_only)
-            return
+            # Real platforms answer an unknown Host with their default site (a portal), not a 404.
+            site = self.farm.universe.default_host(self.local)
+            if site is None:
+                self._send(MISDIRECTED, keep, head_only)
+                return
         self.farm.requests += 1
+        if not self.tls and not site.plain_http:
+            self._reset()
+            return
         route = lookup_route(site, path.decode("latin-1"), self.tls)
         action = route.action
         if action is Action.RESPOND:
@@ -243,6 +250,14 @@ class _Conn(asyncio.Protocol):
         elif action is Action.GZIP_BOMB:
             self.busy = True
             self.farm.spawn(self._bomb(route, keep, head_only))
+        elif action is Action.RAW:
+            t.write(route.body)
+            t.close()
+            self.closed = True
+        elif action is Action.DYNAMIC:
+            self.farm.nonce += 1
+            body = route.body.replace(b"{nonce}", b"%d-%x" % (self.farm.nonce, hash(self.local) & 0xFFFFFF))
+            self._send(Route(route.status, body, route.content_type, route.headers), keep, head_only)
 
     def _send(self, route: Route, keep: bool, head_only: bool) -> None:
         t = self.transport

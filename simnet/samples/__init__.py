@@ -48,12 +48,14 @@ def assemble(
     universe.add_dns(infra.dns)
     for h in infra.hosts:
         universe.add_host(h)
+    universe.defaults.update(infra.defaults)
     reg = RegistryWriter(workdir / f"{name}-registry.csv")
     truth = TruthWriter(workdir / f"{name}-truth.json", meta)
     for b in built:
         universe.add_dns(b.dns)
         for h in b.hosts:
             universe.add_host(h)
+        universe.defaults.update(b.defaults)
         reg.write(b.rows)
         truth.add(b)
     reg.close()

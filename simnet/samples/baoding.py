@@ -15,7 +15,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from simnet import scenarios as sc
-from simnet.build import Built, SiteSpec, UnitSpec, build_site, build_unit, cn_domain_for, unit_truth
+from simnet.build import (
+    Built,
+    SiteSpec,
+    UnitSpec,
+    build_site,
+    build_unit,
+    cn_domain_for,
+    platform_portal,
+    unit_truth,
+)
 from simnet.ident import INSTITUTION, PARTY
 from simnet.samples import Sample, assemble, today
 from simnet.samples.names import unit_name
@@ -246,4 +255,6 @@ def build_baoding(workdir: Path, xlsx: bool = False) -> Sample:
         "table": [row.__dict__ for row in (*TABLE, TOTAL)],
         "red_page_hosts": ["hy.conac.cn"],
     }
+    # The city's platform answers host names it does not know with its portal, as real ones do.
+    built.append(Built(defaults={PLATFORM_ADDR: platform_portal(PLATFORM_ADDR, "保定市政府网站集约化平台")}))
     return assemble("baoding", workdir, built, offices(), meta, xlsx=xlsx)

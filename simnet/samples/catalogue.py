@@ -13,6 +13,7 @@ from simnet.build import (
     build_site,
     build_unit,
     cn_domain_for,
+    platform_portal,
     unit_truth,
 )
 from simnet.ident import PARTY
@@ -63,6 +64,8 @@ def build_catalogue(workdir: Path, xlsx: bool = False) -> Sample:
 
             b.units.append(unit_truth(key, unit, domains))
         built.append(b)
+    # The shared address answers host names it does not know with the platform's portal.
+    built.append(Built(defaults={PLATFORM_ADDR: platform_portal(PLATFORM_ADDR, "保定市政府网站集约化平台")}))
     meta = {
         "sample": "catalogue",
         "as_of": as_of.isoformat(),

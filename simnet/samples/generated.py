@@ -21,7 +21,9 @@ from simnet.build import (
     CONAC_ADDR,
     MIIT_ADDR,
     PARKING_ADDR,
+    PLATFORM_ADDR,
     REDPAGE_ADDR,
+    TLS_ONLY_ADDR,
     Built,
     SiteSpec,
     UnitSpec,
@@ -126,7 +128,7 @@ def build_index(cfg: GenConfig, i: int) -> Built:
 
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[int], int]], ...] = (
     (re.compile(r"^www\.g(\d+)\."), lambda n: n),
-    (re.compile(r"^www\.new(\d+)\.gov\.cn$"), lambda n: n - SERIAL_BASE),
+    (re.compile(r"^www\.(?:new|portal|hebing)(\d+)\.gov\.cn$"), lambda n: n - SERIAL_BASE),
     (re.compile(r"^(?:s|edge|loop)(\d+)\.cdn-[ab]\.com$"), lambda n: n // 10 - SERIAL_BASE),
     (re.compile(r"^www\.qita(\d+)\.gov\.cn$"), lambda n: n // 10 - SERIAL_BASE),
 )
@@ -144,6 +146,7 @@ class GeneratedUniverse:
         self.static.add_dns(infra.dns)
         for h in infra.hosts:
             self.static.add_host(h)
+        self.static.defaults.update(infra.defaults)
         self._cache: OrderedDict[int, tuple[dict[str, DnsEntry], dict[str, HostSite]]] = OrderedDict()
         for name in (DCS_HOST, BSZS_HOST, RED_PAGE_HOST):
             shared = self.static.hosts[name]
@@ -152,7 +155,7 @@ class GeneratedUniverse:
     def addresses(self) -> list[str]:
         n = min(self.cfg.addresses, self.cfg.sites)
         own = [f"127.63.{a // 250}.{a % 250 + 1}" for a in range(n)]
-        return [*own, CONAC_ADDR, REDPAGE_ADDR, PARKING_ADDR, MIIT_ADDR]
+        return [*own, CONAC_ADDR, REDPAGE_ADDR, PARKING_ADDR, MIIT_ADDR, PLATFORM_ADDR, TLS_ONLY_ADDR]
 
     def site(self, i: int) -> tuple[dict[str, DnsEntry], dict[str, HostSite]] | None:
         if not 0 <= i < self.cfg.sites:
@@ -195,6 +198,9 @@ class GeneratedUniverse:
         i = self.index_of(name)
         got = self.site(i) if i is not None else None
         return got[0].get(name) if got else None
+
+    def default_host(self, address: str) -> HostSite | None:
+        return self.static.default_host(address)
 
     def host(self, name: str) -> HostSite | None:
         found = self.static.host(name)

@@ -363,7 +363,7 @@ CASES: dict[str, Case] = {
         PARTY, "pass", "badge.ok", kind="党政机关", verify_id=RED_ID, resources={BSZS_RED: "bszs_red.html"}
     ),
     "social_org": _c(
-        SOCIAL, "pass", "badge.ok", url="http://www.bdcszh.org.cn/", resources={BSZS_RED: "bszs_red.html"}
+        SOCIAL, "pass", "badge.ok", url="http://www.bdcszh.org.cn/", resources={BSZS_RED: "bszs_social.html"}
     ),
     "broken_markup": _c(
         PARTY, "pass", "badge.ok", kind="党政机关", verify_id=RED_ID, resources={BSZS_RED: "bszs_red.html"}

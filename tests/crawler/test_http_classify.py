@@ -34,7 +34,9 @@ def test_network_errors_are_unknown_with_their_reason(error: FetchError, reason:
     [
         (200, "http.ok", Status.PASS),
         (403, "http.blocked", Status.UNKNOWN),
-        (429, "http.blocked", Status.UNKNOWN),
+        (429, "http.rate_limited", Status.UNKNOWN),
+        (412, "http.challenge", Status.UNKNOWN),
+        (493, "http.blocked", Status.UNKNOWN),
         (404, "http.client_error", Status.UNKNOWN),
         (410, "http.client_error", Status.UNKNOWN),
         (500, "http.server_error", Status.UNKNOWN),
@@ -58,9 +60,9 @@ def test_statuses(status: int, reason: str, expected: Status) -> None:
         "<html><body>请开启 JavaScript 后刷新页面</body></html>",
     ],
 )
-def test_challenge_pages_with_200_are_blocked(head: str) -> None:
+def test_challenge_pages_with_200_are_challenges(head: str) -> None:
     v = classify_http(FetchOutcome(url="http://a/", status=200, text_head=head, body_size=len(head)))
-    assert v.reason == "http.blocked"
+    assert v.reason == "http.challenge"
     assert v.status is Status.UNKNOWN
 
 
@@ -70,14 +72,14 @@ def test_a_big_real_page_mentioning_verification_is_not_a_challenge() -> None:
     assert v.reason == "http.ok"
 
 
-def test_503_challenge_is_blocked_plain_503_is_server_error() -> None:
+def test_503_challenge_is_a_challenge_plain_503_is_server_error() -> None:
     ch = classify_http(
         FetchOutcome(url="http://a/", status=503, text_head="<title>Just a moment...</title>", body_size=40)
     )
     plain = classify_http(
         FetchOutcome(url="http://a/", status=503, text_head="Service Unavailable", body_size=19)
     )
-    assert (ch.reason, plain.reason) == ("http.blocked", "http.server_error")
+    assert (ch.reason, plain.reason) == ("http.challenge", "http.server_error")
 
 
 @pytest.mark.parametrize(
@@ -92,9 +94,10 @@ def test_503_challenge_is_blocked_plain_503_is_server_error() -> None:
 def test_certificate_problems_are_warnings_and_page_is_read(
     problems: tuple[CertProblem, ...], reason: str
 ) -> None:
+    page = "<html><body>" + '<a href="/x">政务公开</a>' * 40 + "</body></html>"
     v = classify_http(
         FetchOutcome(
-            url="https://a/", status=200, text_head="<html></html>", body_size=13, cert_problems=problems
+            url="https://a/", status=200, text_head=page, body_size=len(page), cert_problems=problems
         )
     )
     assert (v.status, v.reason) == (Status.WARN, reason)

@@ -44,11 +44,12 @@ class Comparison:
         return "\n".join(out)
 
 
-def expected_badge(entry: dict[str, Any], rendered: bool) -> dict[str, Any]:
-    badge = dict(entry)
+def expected_verdict(entry: dict[str, Any], rendered: bool) -> dict[str, Any]:
+    """The truth of a check, or its ``rendered`` truth when the scan rendered the pages needing it."""
+    out = dict(entry)
     if rendered and isinstance(entry.get("rendered"), dict):
-        badge.update(entry["rendered"])
-    return badge
+        out.update(entry["rendered"])
+    return out
 
 
 def compare(
@@ -114,8 +115,7 @@ def compare(
             exp = site["checks"].get(check)
             if exp is None:
                 continue
-            if check == "badge":
-                exp = expected_badge(exp, rendered)
+            exp = expected_verdict(exp, rendered)
             one(f"site:{wid}", label, check, exp)
     for dom in truth["domains"]:
         if not covered(office_by_uscc.get(dom.get("uscc"))):

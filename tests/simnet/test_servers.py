@@ -13,6 +13,7 @@ import dns.rdatatype
 
 from simnet.probe import fetch, query
 from simnet.runtime import SimNet
+from simnet.samples.catalogue import PLATFORM_ADDR as CATALOGUE_PLATFORM
 
 
 def _domain(net: SimNet, scenario: str) -> dict[str, Any]:
@@ -87,14 +88,18 @@ def test_keep_alive_pipelining_head_and_misdirection(simnet: SimNet) -> None:
     assert out.count(b"HTTP/1.1 200 OK") == 2
     first_len = int(out.split(b"Content-Length: ")[1].split(b"\r\n")[0])
     assert len(out) < 2 * first_len + 1000  # HEAD carried no body
-    # A host that lives on another address is not served here.
-    other = next(
-        s for s in simnet.ground_truth["sites"] if s["address"] != addr and s["address"] != "127.60.0.250"
-    )
-    out = _raw(
-        simnet, addr, f"GET / HTTP/1.1\r\nHost: {other['hosts'][0]}\r\nConnection: close\r\n\r\n".encode()
-    )
-    assert out.startswith(b"HTTP/1.1 404")
+    # A host that lives on another address is not served here: a plain address answers 404, the
+    # consolidation platform's address its portal (as real platforms do).
+    for here in (addr, next(s["address"] for s in simnet.ground_truth["sites"] if s["address"] != addr)):
+        other = next(
+            s for s in simnet.ground_truth["sites"] if s["address"] not in (here, "127.60.0.250")
+        )
+        request = f"GET / HTTP/1.1\r\nHost: {other['hosts'][0]}\r\nConnection: close\r\n\r\n".encode()
+        out = _raw(simnet, here, request)
+        if here == CATALOGUE_PLATFORM:
+            assert out.startswith(b"HTTP/1.1 200") and "集约化平台".encode() in out
+        else:
+            assert out.startswith(b"HTTP/1.1 404")
 
 
 def test_endless_body_keeps_streaming(simnet: SimNet) -> None:
