@@ -1196,6 +1196,7 @@ def _displayed(
 
 
 _ORDER = {"script": 0, "image": 1, "bszs": 2, "alt": 3}
+_COLOUR = {RED: "红色", BLUE: "蓝色"}
 _ORIGIN_ZH = {"script": "标识脚本", "image": "标识图片", "bszs": "核验页面", "alt": "图片替代文字或链接文字"}
 
 
@@ -1275,7 +1276,7 @@ def _decide(
         return out(Status.FAIL, "badge.id_mismatch", identity_problem)
     if kind_final and best is not None and best.error:
         return out(Status.FAIL, "badge.error_image", f"标识显示为异常图标（依据：{_ORIGIN_ZH[best.origin]}）")
-    unit_kind = expected.unit_kind.value
+    unit_kind = expected.unit_kind.value if expected.unit_kind is not None else ""
     if kind_final and kind and unit_kind in (RED, BLUE) and kind != unit_kind:
         return out(
             Status.FAIL,
@@ -1294,6 +1295,12 @@ def _decide(
             "badge.mixed_content",
             f"HTTPS 网页 {page.url} 以 {embeds[0].url} 加载标识脚本，浏览器拦截该脚本，标识不显示",
         )
+    if expected.unit_kind is None:  # no unit kind given (inspect without --kind): report, do not judge
+        if kind_final and kind and best is not None:
+            seen = f"{kind}（{_COLOUR.get(kind, '')}）网站标识（依据：{_ORIGIN_ZH[best.origin]}）"
+        else:
+            seen = "网站标识，类型无法读取" + (f"（{'；'.join(failures)}）" if failures else "")
+        return out(Status.PASS, "badge.displayed", f"已加挂{seen}")
     if unit_kind not in (RED, BLUE):
         return out(Status.PASS, "badge.ok", "已加挂网站标识")
     if not kind_final:

@@ -237,8 +237,10 @@ def assess(
     """
     headers = headers or {}
     text = doc.text
-    if body_size == 0 or not text.strip():
+    if (body_size == 0 or not text.strip()) and status < 400:
         return Signal("http.empty", f"首页内容为空（HTTP {status}）")
+    if not text.strip():
+        return _by_status(status, headers or {}, _Features(doc))
     f = _Features(doc)
     shield_status = status in _SHIELD_STATUSES
     # 1. vendor tokens

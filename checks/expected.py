@@ -16,13 +16,16 @@ class UnitKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """Registry facts for one website (all optional except the unit's kind).
+    """Registry facts for one website.
 
-    ``division_code`` is the 6-digit GB division code of the unit's office (its first two digits give
-    the province). ``is_government_site`` marks 政府网站 (those need a 标识码).
+    ``unit_kind`` is None only when nobody said (``badgewatch inspect`` without ``--kind`` or a registry
+    entry): the badge's kind is then reported, not judged. ``division_code`` is the 6-digit GB division
+    code of the unit's office (its first two digits give the province). ``is_government_site`` marks
+    政府网站 (those need a 标识码); None when it is not known (no registry entry), so the 标识码
+    requirement is not judged either.
     """
 
-    unit_kind: UnitKind
+    unit_kind: UnitKind | None
     unit_name: str = ""
     uscc: str = ""
     division_code: str = ""
@@ -35,7 +38,7 @@ class Expected:
     badge_verify_id: str = ""
     cn_domains: tuple[str, ...] = ()
     en_domains: tuple[str, ...] = ()
-    is_government_site: bool = False
+    is_government_site: bool | None = False
     red_page: bool = False
 
     @property

@@ -178,8 +178,9 @@ def find_landing(doc: Document, headers: Mapping[str, str] | None = None) -> Lan
     if "<iframe" in low_head:
         chars, links = _visible_chars(tree), _links(tree)
         if chars < 200 and links <= 3:
+            # Only a frame that fills the window is the page (a small one holds a footer or a widget).
             frames = [f for f in tree.iter("iframe") if _absolute(base, f.get("src") or "")]
-            if len(frames) == 1 or (frames and _fills_window(frames[0])):
+            if frames and _fills_window(frames[0]):
                 target = _absolute(base, frames[0].get("src") or "")
                 if target:
                     return Landing("iframe", target, _markup(frames[0]))

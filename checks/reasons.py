@@ -27,6 +27,7 @@ class Reason:
 _TABLE: tuple[Reason, ...] = (
     # --- badge (网站标识) -----------------------------------------------------------------------
     Reason("badge.ok", P, "网站已加挂网站标识，类型与单位类别一致"),
+    Reason("badge.displayed", P, "网站已加挂网站标识；未指定单位类别，标识类型只报告、未比对（badgewatch inspect 未给 --kind）"),
     Reason("badge.missing", F, "网站首页未加挂网站标识", "在网站首页底部加挂域名中心提供的网站标识代码"),
     Reason("badge.wrong_kind", F, "网站标识类型与单位类别不符（党政机关应为红色标识，事业单位应为蓝色标识）",
            "向域名中心申请与单位类别相符的网站标识并替换"),
@@ -69,6 +70,7 @@ _TABLE: tuple[Reason, ...] = (
     # --- 政府网站标识码 ----------------------------------------------------------------------------
     Reason("site_code.ok", P, "政府网站标识码显示正确"),
     Reason("site_code.not_required", P, "非政府网站，不要求政府网站标识码"),
+    Reason("site_code.not_judged", U, "不知道是否为政府网站（没有登记信息），未判定是否要求政府网站标识码"),
     Reason("site_code.missing", F, "政府网站首页未显示政府网站标识码", "在首页底部显示政府网站标识码"),
     Reason("site_code.malformed", F, "政府网站标识码格式不正确", "标识码应为10位数字或 bm 加8位数字"),
     Reason("site_code.mismatch", F, "网站显示的政府网站标识码与登记的不一致", "核对并更正政府网站标识码"),

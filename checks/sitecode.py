@@ -3,7 +3,9 @@
 Sources, most reliable first: ``<meta name="SiteIDCode" content="…">``, the ``sitecode`` attribute of
 the 我为政府网站找错 script (``zfwzgl.www.gov.cn`` and the older ``pucha.kaipuyun.cn``, also when a script
 writes it), then footer text (网站标识码 / 政府网站标识码 / 网站识别码). Required only on 政府网站
-(``Expected.is_government_site``, or a 标识码 registered for the site). The region cross-check is a
+(``Expected.is_government_site``, or a 标识码 registered for the site); when that is not known
+(``is_government_site`` None: ``inspect`` without a registry entry) the code shown is reported and the
+verdict is ``unknown/site_code.not_judged``. The region cross-check is a
 warning: the province always, the city (first 4 digits) when the unit is below province level.
 
 Verdict ``data``: ``value`` (the code judged, or None), ``source`` (``meta`` / ``jiucuo`` / ``footer``),
@@ -122,6 +124,9 @@ def check_site_code(page: Page, expected: Expected, rules: Rules) -> Verdict:
         shown = valid[0] if valid else None
         data = dict(base, value=shown.value if shown else None, source=shown.source if shown else "")
         ev = (shown.evidence,) if shown else ()
+        if expected.is_government_site is None:  # no registry entry: what is shown is reported only
+            why = f"页面显示 {shown.value}（{shown.source}）" if shown else "页面中未读到标识码"
+            return Verdict("site_code", Status.UNKNOWN, "site_code.not_judged", why, ev, data)
         return Verdict("site_code", Status.PASS, "site_code.not_required", "", ev, data)
 
     if not seen:
@@ -156,7 +161,8 @@ def check_site_code(page: Page, expected: Expected, rules: Rules) -> Verdict:
 
 def site_code_needs(page: Page, expected: Expected, rules: Rules) -> list[Need]:
     """Sub-resources that would settle an undecided ``site_code`` verdict."""
-    if not (expected.is_government_site or parse_site_code(expected.site_code)):
+    # Not known to be a government site (None): still read what the page shows, to report it.
+    if expected.is_government_site is False and not parse_site_code(expected.site_code):
         return []
     seen, search = _collect(page)
     return [] if seen else needs_of(page, search)

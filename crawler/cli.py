@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from storage.config import Config
+
+if TYPE_CHECKING:
+    from checks.expected import Expected
+    from crawler.inspect import Inspection
 
 
 def _config(ctx: click.Context) -> Config:
@@ -175,26 +179,66 @@ def recheck(ctx: click.Context, scan_id: int) -> None:
 
 @click.command("inspect")
 @click.argument("target")
-@click.option("--kind", type=click.Choice(["党政机关", "事业单位"]), default="党政机关", help="单位类别")
+@click.option(
+    "--kind",
+    type=click.Choice(["党政机关", "事业单位"]),
+    default=None,
+    help="单位类别；不给时只报告网站标识的类型，不判定是否相符",
+)
+@click.option(
+    "--site",
+    "site",
+    default=None,
+    metavar="URL",
+    help="按登记信息中该网站的条目判定（单位类别、备案号、标识码、标识代码、域名）",
+)
+@click.option(
+    "--render", is_flag=True, help="用 Chromium 渲染网页后再判定（本地文件所需资源仍从保存目录读取）"
+)
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
 @click.pass_context
-def inspect(ctx: click.Context, target: str, kind: str, as_json: bool) -> None:
-    """检查一个网页（URL 或本地文件）并输出每项结论。"""
-    from crawler.inspect import inspect_file, inspect_url
+def inspect(
+    ctx: click.Context, target: str, kind: str | None, site: str | None, render: bool, as_json: bool
+) -> None:
+    """检查一个网页（URL，或保存的网页文件/目录）并输出每项结论。
+
+    保存的网页（浏览器“网页，全部”、wget/HTTrack 镜像）引用的脚本、框架和图片从文件旁读取；
+    读不到的按获取失败处理（结论为“无法判定”，不判为缺失）。
+    """
+    from crawler.inspect import (
+        InspectError,
+        expected_for_inspect,
+        inspect_file,
+        inspect_url,
+        resolve_target,
+    )
 
     config = _config(ctx)
-    path = Path(target)
-    if not target.startswith(("http://", "https://")) and path.exists():
-        result: dict[str, Any] = inspect_file(path, kind, config)
-    elif target.startswith(("http://", "https://")) or "." in target:
-        url = target if "://" in target else "http://" + target
-        result = inspect_url(url, kind, config)
+    try:
+        page = resolve_target(target)
+        if render and not Path(config.chromium_path).is_file():
+            raise InspectError(
+                f"未找到 Chromium：{config.chromium_path}（scripts/system-deps.sh 可安装 Debian 的 chromium，"
+                "或在配置中设置 chromium_path）"
+            )
+        url = page if isinstance(page, str) else ""
+        expected, notes = expected_for_inspect(kind, site, url, config)
+    except InspectError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for note in notes:
+        click.echo(f"提示：{note}", err=True)
+    if isinstance(page, Path):
+        result = inspect_file(page, expected, config, render=render)
     else:
-        raise click.ClickException(f"既不是网址也不是存在的文件: {target}")
+        result = inspect_url(page, expected, config, render=render)
+    if render and not result.rendered:
+        why = "；".join(result.render_errors) or "页面无法读取或渲染未完成"
+        click.echo(f"提示：未能用 Chromium 渲染（{why}），结论来自静态读取", err=True)
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(result.verdicts, ensure_ascii=False, indent=2))
         return
-    for name, v in result.items():
+    _print_page(result, expected)
+    for name, v in result.verdicts.items():
         extra = {
             k: val for k, val in v.items() if k not in ("status", "reason", "message", "detail", "evidence")
         }
@@ -204,6 +248,26 @@ def inspect(ctx: click.Context, target: str, kind: str, as_json: bool) -> None:
         shown = {k: val for k, val in extra.items() if val not in (None, "", [], {})}
         if shown:
             click.echo(f"{'':10s} " + "  ".join(f"{k}={val}" for k, val in shown.items()))
+
+
+def _print_page(result: Inspection, expected: Expected) -> None:
+    """How the page was read: for a saved page, its address and the files read beside it."""
+    from crawler.saved import URL_FROM_ZH
+
+    saved = result.saved
+    if saved is not None:
+        click.echo(f"网页文件  {saved.file}")
+        click.echo(f"页面地址  {saved.url}（{URL_FROM_ZH[saved.url_from]}）")
+        if result.loaded:
+            names = sorted({str(p.relative_to(saved.root)) for p in result.loaded.values()})
+            click.echo("已读取    " + "、".join(names))
+        for url, why in result.missing.items():
+            click.echo(f"未能读取  {url}：{why}")
+    if result.rendered:
+        click.echo("已渲染    Chromium")
+    if expected.unit_kind is None:
+        click.echo("单位类别  未指定：只报告网站标识的类型，不判定")
+    click.echo("")
 
 
 COMMANDS = [scan, worker, inspect, recheck]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 import badgewatch
@@ -50,3 +53,26 @@ def test_inspect_file_reads_offline(tmp_path: Path) -> None:
     assert out["police"]["status"] == "fail"  # no 公安 number on this page
     assert out["badge"]["status"] in ("pass", "unknown")  # offline: the verification page cannot be fetched
     assert out["badge"]["reason"] != "badge.missing"
+
+
+@pytest.mark.browser
+def test_inspect_url_render_settles_what_only_a_browser_can(simnet: Any) -> None:
+    """`inspect URL --render`: Chromium renders the page, every request served through inspect's own
+    fetcher (simnet's resolver and ports), and the badge a script builds at run time is judged."""
+    if shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists():
+        message = "Debian's chromium is not installed (scripts/system-deps.sh installs it)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + "; CI must run the browser tests", pytrace=False)
+        pytest.skip(message)
+    env = dict(simnet.env(), BADGEWATCH_TIMEOUT_S="5")
+    # The footer jQuery builds from pieces joined at run time: no literal names the badge hosts.
+    site = _truth_site(simnet, "badge.jquery_append")
+    args = ["inspect", site["url"], "--kind", site["unit"]["kind"], "--json", "--render"]
+    result = CliRunner().invoke(badgewatch.cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    truth = site["checks"]["badge"]["rendered"]
+    assert (out["badge"]["status"], out["badge"]["reason"]) == (truth["status"], truth["reason"])
+    # The rendered DOM is the evidence of record: the browser ran the page's scripts.
+    assert out["badge"]["kind"] == truth["kind"] and out["badge"]["source"] == "rendered"
+    assert out["badge"]["verify_id"] == truth["verify_id"]
