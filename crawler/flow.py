@@ -23,7 +23,7 @@ from checks.page import Document, Need, NeedKind, Page
 from checks.rules import Rules
 from checks.verdict import Verdict
 from crawler import checking
-from crawler.certs import CertJudge, cert_summary
+from crawler.certs import CertJudge, cert_summary, tls_summary
 from crawler.errors import classify_exception, is_too_large
 from crawler.jobs import DomainJob, Job, SiteJob, UnitJob
 from crawler.resolver import DnsAnswer, ScanResolver
@@ -46,6 +46,9 @@ class RawResponse:
     body: bytes
     certificate: Any = None
     ip: str = ""
+    # TLS: the certificates the server sent after its leaf (None: not known) and the protocol version.
+    peer_chain: tuple[Any, ...] | None = None
+    tls_version: str = ""
 
 
 class Fetcher(Protocol):
@@ -218,7 +221,9 @@ class Flow:
         head = resp.body[:32768].decode("utf-8", "replace")
         problems: tuple[CertProblem, ...] = ()
         if resp.certificate is not None:
-            problems = self.certs.problems(resp.certificate, checking.host_of(resp.url))
+            problems = self.certs.problems(
+                resp.certificate, checking.host_of(resp.url), resp.peer_chain, resp.tls_version
+            )
         return FetchOutcome(
             url=fetched.url,
             final_url=resp.url,
@@ -254,6 +259,7 @@ class Flow:
             meta = {"url": resp.url, "status": resp.status, "headers": resp.headers, "ip": resp.ip}
             if resp.certificate is not None:
                 meta["certificate"] = cert_summary(resp.certificate)
+                meta["tls"] = tls_summary(resp.peer_chain, resp.tls_version)
             if outcome is not None:
                 meta["cert_problems"] = [str(p) for p in outcome.cert_problems]
             rec.headers_blob = self._put(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())
@@ -264,6 +270,9 @@ class Flow:
     async def site(self, job: SiteJob) -> SubjectResult:
         started = datetime.now(UTC)
         fetched = await self.fetch(job.url, maxsize=self.max_body)
+        if fetched.response is not None:  # a chain missing its intermediate: fetch it (AIA) first
+            resp = fetched.response
+            await self.certs.fetch_issuers(resp.certificate, resp.peer_chain, self.fetcher)
         outcome = self.outcome_of(fetched)
         http = classify_http(outcome)
         host = checking.host_of(job.url)

@@ -27,6 +27,7 @@ from crawler.context import ScanContext, build_context
 from crawler.errors import AddressRefusedError, DnsFailedError
 from crawler.flow import Flow, RawResponse, attach_subresource
 from crawler.jobs import SiteJob
+from crawler.tls import TlsFallback, legacy_ssl_context, ssl_peer
 from storage.config import Config
 
 
@@ -74,23 +75,30 @@ class AiohttpFetcher:
             headers={"User-Agent": ctx.config.user_agent},
             auto_decompress=True,
         )
+        # TLS 1.0-only servers (legacy retry) and 国密-only ones (TLCP probe), as the scan does.
+        self.fallback = TlsFallback(ctx)
+        self.legacy_tls = legacy_ssl_context()
 
     async def get(self, url: str, *, maxsize: int, priority: int = 0) -> RawResponse:
-        async with self.session.get(url, allow_redirects=False) as resp:
-            cert = None
-            transport = resp.connection.transport if resp.connection else None
+        return await self.fallback.run(url, lambda legacy: self._get(url, maxsize, legacy))
+
+    async def _get(self, url: str, maxsize: int, legacy: bool) -> RawResponse:
+        extra: dict[str, Any] = {"ssl": self.legacy_tls} if legacy else {}
+        async with self.session.get(url, allow_redirects=False, **extra) as resp:
+            cert, chain, version = None, None, ""
+            # A small body is read with the headers and the connection already back in the pool
+            # (``resp.connection`` None): its protocol still holds the transport.
+            protocol = resp.connection.protocol if resp.connection else getattr(resp, "_protocol", None)
+            transport = protocol.transport if protocol is not None else None
             ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
             if ssl_obj is not None:
-                der = ssl_obj.getpeercert(binary_form=True)
-                if der:
-                    from cryptography import x509
-
-                    cert = x509.load_der_x509_certificate(der)
+                # Leaf, the certificates sent after it, the protocol (crawler/tls.py: ssl_peer).
+                cert, chain, version = ssl_peer(ssl_obj)
             body = await resp.content.read(maxsize + 1)
             if len(body) > maxsize:
                 raise aiohttp.ClientPayloadError(f"body larger than max size ({maxsize})")
             headers = {k: v for k, v in resp.headers.items()}
-            return RawResponse(str(resp.url), resp.status, headers, body, cert, "")
+            return RawResponse(str(resp.url), resp.status, headers, body, cert, "", chain, version)
 
     async def close(self) -> None:
         await self.session.close()
@@ -110,7 +118,7 @@ def inspect_url(url: str, kind: str, config: Config) -> dict[str, Any]:
                 ctx.resolver,
                 None,
                 checking.rules_from_config(config),
-                CertJudge(config.ca_file),
+                CertJudge(config.ca_file, config.intermediates_file),
                 max_body=config.max_body_bytes,
                 max_subresources=config.max_subresources,
                 render_mode="never",
