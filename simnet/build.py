@@ -40,12 +40,18 @@ from simnet.pages import (
     red_page,
     site_code_parts,
 )
+from simnet.tls import AIA_HOST
 
 # Infrastructure addresses (sites get theirs from the sample).
 CONAC_ADDR = "127.60.0.2"
 REDPAGE_ADDR = "127.60.0.4"
 PARKING_ADDR = "127.60.0.6"
 MIIT_ADDR = "127.60.0.7"
+PKI_ADDR = "127.60.0.8"  # the CA's AIA host (the intermediate certificate)
+# Servers whose HTTPS port needs a listener of its own (simnet.model.LISTENER_MODES): every site of
+# these shapes lives on the one address of its shape, like an old server hosting several sites.
+LEGACY_TLS_ADDR = "127.60.0.9"  # TLS 1.0 only
+SM2_ADDR = "127.60.0.10"  # 国密 TLCP only
 DEAD_ADDR = "127.60.0.250"  # nothing listens here: connections are refused
 
 HUGE_BYTES = 6 * 1024 * 1024 + 12345
@@ -349,11 +355,16 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
     for frag in (frag_badge, frag_icp, frag_pol):
         assets.update(frag.routes)
 
-    address = DEAD_ADDR if s.http == "refused" else spec.address
+    address = {"refused": DEAD_ADDR, "tls_legacy": LEGACY_TLS_ADDR, "tls_sm2": SM2_ADDR}.get(
+        s.http, spec.address
+    )
     tls = {
         "cert_expired": TlsMode.EXPIRED,
         "cert_self_signed": TlsMode.SELF_SIGNED,
         "cert_wrong_host": TlsMode.WRONG_HOST,
+        "cert_chain_incomplete": TlsMode.INCOMPLETE_CHAIN,
+        "tls_legacy": TlsMode.LEGACY,
+        "tls_sm2": TlsMode.SM2_ONLY,
     }.get(s.http, TlsMode.OK)
     clean = {"/": home, "/index.html": home, **assets}
     final_url = url
@@ -397,6 +408,10 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
         site.routes["/"] = Route(action=Action.STREAM, stream_bytes=0, body=page[:2000])
     elif s.http == "gzip_bomb":
         site.routes["/"] = Route(action=Action.GZIP_BOMB, stream_bytes=BOMB_BYTES)
+    elif s.http in ("tls_legacy", "tls_sm2"):
+        # HTTPS-only servers: plain http:// sends visitors to https:// (the page is on TLS alone).
+        site.routes = {"/": _redirect(f"https://{site_host}/", 301)}
+        site.tls_routes = dict(clean)
     if spec.en_host:
         out.dns.append(DnsEntry(site_host, a=[address]))
 
@@ -760,6 +775,10 @@ def infrastructure(as_of: dt.date) -> Built:
     for h in (DCS_HOST, BSZS_HOST, *("recv1.conac.cn", "recv2.conac.cn")):
         out.dns.append(DnsEntry(h, a=[CONAC_ADDR]))
     out.dns.append(DnsEntry(RED_PAGE_HOST, a=[REDPAGE_ADDR]))
+    # The CA's AIA host: the runtime puts the intermediate certificate (DER) at AIA_PATH once the CA
+    # of the run exists.
+    out.hosts.append(HostSite(AIA_HOST, PKI_ADDR, {}))
+    out.dns.append(DnsEntry(AIA_HOST, a=[PKI_ADDR]))
     for h in ("beian.miit.gov.cn", "www.miitbeian.gov.cn", "beian.mps.gov.cn", "www.beian.gov.cn"):
         out.dns.append(DnsEntry(h, a=[MIIT_ADDR]))
     for ns in range(1, 6):

@@ -127,8 +127,17 @@ HTTP: dict[str, tuple[str, str]] = {
     "cert_expired": (WARN, "http.cert_expired"),
     "cert_self_signed": (WARN, "http.cert_untrusted"),
     "cert_wrong_host": (WARN, "http.cert_hostname"),
+    # The server sends its leaf without the intermediate; the leaf's AIA URL completes the chain.
+    "cert_chain_incomplete": (WARN, "http.cert_incomplete_chain"),
+    "tls_legacy": (WARN, "http.tls_legacy"),  # TLS 1.0 only: read with a legacy client, warned
+    "tls_sm2": (UNKNOWN, "http.tls_sm2"),  # 国密 TLCP only: no TLS client can read it
 }
 HTTP_PAGE_READ = {k for k, (s, _) in HTTP.items() if s != UNKNOWN}
+# Options whose registered URL is https:// (the certificate and TLS shapes).
+HTTP_HTTPS = {k for k in HTTP if k.startswith(("cert_", "tls_"))}
+# Options whose page is served over https (a badge script there must be https too, or browsers block
+# it as mixed content): the https ones and the chain that ends on https.
+HTTP_HTTPS_PAGE = HTTP_HTTPS | {"redirect_chain"}
 
 # --- DNS of a Chinese domain: option -> (status, reason) ------------------------------------------
 DNS: dict[str, tuple[str, str]] = {
@@ -185,7 +194,7 @@ class Scenario:
     has_site: bool = True  # False: a unit with a Chinese domain and no website
     has_cn_domain: bool = True  # False: a unit without any Chinese domain (domain.no_chinese)
     badge_status: str = "已通过"
-    https: bool = False  # the registered URL is https:// (implied by the cert_* options)
+    https: bool = False  # the registered URL is https:// (implied by the cert_* and tls_* options)
 
 
 def _catalogue() -> list[Scenario]:
@@ -206,7 +215,16 @@ def _catalogue() -> list[Scenario]:
     out += [Scenario(f"icp.{opt}", icp=opt) for opt in ICP if opt != "plain"]
     out += [Scenario(f"police.{opt}", police=opt) for opt in POLICE if opt != "plain"]
     out += [Scenario(f"site_code.{opt}", site_code=opt) for opt in SITE_CODE if opt != "meta_and_footer"]
-    out += [Scenario(f"http.{opt}", http=opt, https=opt.startswith("cert_")) for opt in HTTP if opt != "ok"]
+    out += [
+        Scenario(
+            f"http.{opt}",
+            http=opt,
+            https=opt in HTTP_HTTPS,
+            badge="embed_https" if opt in HTTP_HTTPS_PAGE else "embed_http",
+        )
+        for opt in HTTP
+        if opt != "ok"
+    ]
     out += [Scenario(f"dns.{opt}", dns=opt) for opt in DNS if opt != "ok"]
     out += [Scenario(f"usage.{opt}", usage=opt) for opt in USAGE if opt not in ("own_site_redirect",)]
     out += [
