@@ -94,20 +94,34 @@ def fingerprint(cert: Any) -> bytes:
 class TlsMemory:
     """Per-process record of handshakes (bounded) and of the netlocs that needed a legacy context."""
 
-    def __init__(self, max_peers: int = 4096, max_legacy: int = 10_000) -> None:
+    def __init__(self, max_peers: int = 4096, max_legacy: int = 10_000, max_shared: int = 1024) -> None:
         self.max_peers = max_peers
         self.max_legacy = max_legacy
+        self.max_shared = max_shared
         self._peers: OrderedDict[bytes, PeerTls] = OrderedDict()
         self._legacy: OrderedDict[tuple[str, int], None] = OrderedDict()
+        # Intermediates are shared by thousands of sites (a few dozen CAs): one object each.
+        self._shared: OrderedDict[bytes, x509.Certificate] = OrderedDict()
 
     def record(self, connection: SSL.Connection) -> None:
         """Remember a completed handshake's certificates and version (from the TLS info callback)."""
         sent = connection.get_peer_cert_chain()  # on the client side, the leaf first
         if not sent:
             return
-        certs = tuple(c.to_cryptography() for c in sent)
+        certs = [c.to_cryptography() for c in sent]
         version = connection.get_protocol_version_name()
-        self.remember(certs[0], PeerTls(certs[1:], version))
+        self.remember(certs[0], PeerTls(tuple(self._share(c) for c in certs[1:]), version))
+
+    def _share(self, cert: x509.Certificate) -> x509.Certificate:
+        key = cert.fingerprint(hashes.SHA256())
+        found = self._shared.get(key)
+        if found is not None:
+            self._shared.move_to_end(key)
+            return found
+        self._shared[key] = cert
+        while len(self._shared) > self.max_shared:
+            self._shared.popitem(last=False)
+        return cert
 
     def remember(self, leaf: x509.Certificate, peer: PeerTls) -> None:
         key = leaf.fingerprint(hashes.SHA256())

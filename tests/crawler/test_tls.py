@@ -7,10 +7,12 @@ scan's Scrapy fetcher meets the same shapes in ``test_scan_catalogue.py`` and ``
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from OpenSSL import SSL
 
 from checks.expected import Expected, UnitKind
 from checks.http import FetchError
@@ -21,7 +23,7 @@ from crawler.errors import classify_exception
 from crawler.flow import Flow, SubjectResult
 from crawler.inspect import AiohttpFetcher
 from crawler.jobs import SiteJob
-from crawler.tls import probe_tlcp
+from crawler.tls import TlsMemory, probe_tlcp
 from storage.config import Config
 from storage.evidence import EvidenceStore
 
@@ -145,3 +147,35 @@ def test_fallback_leaves_other_failures_alone(simnet: Any) -> None:
     exc = asyncio.run(main())
     assert classify_exception(exc)[0] is FetchError.REFUSED
     assert not ctx.tls.is_legacy(host, 443)
+
+
+def _handshake(net: Any, scenario: str, memory: TlsMemory) -> Any:
+    """A real handshake with a host of ``scenario``, recorded by ``memory`` as the scan's policy does."""
+    host = _site(net, scenario)["hosts"][0]
+    address = asyncio.run(build_context(_config(net)).resolver.lookup(host)).addresses[0]
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_verify(SSL.VERIFY_NONE)
+    sock = socket.create_connection((address, net.https_port), timeout=5)
+    sock.setblocking(True)
+    conn = SSL.Connection(ctx, sock)
+    conn.set_tlsext_host_name(host.encode())
+    conn.set_connect_state()
+    try:
+        conn.do_handshake()
+        memory.record(conn)
+        return conn.get_peer_certificate()
+    finally:
+        conn.close()
+
+
+def test_memory_finds_a_response_s_chain_by_its_leaf_and_shares_intermediates(simnet: Any) -> None:
+    memory = TlsMemory(max_peers=2)
+    first = _handshake(simnet, "compliant.https", memory)
+    second = _handshake(simnet, "http.cert_expired", memory)
+    a, b = memory.peer(first), memory.peer(second)
+    assert a is not None and b is not None
+    assert len(a.chain) == 1 and a.chain[0] is b.chain[0]  # one object for the shared intermediate
+    assert a.version in ("TLSv1.2", "TLSv1.3")
+    _handshake(simnet, "http.cert_wrong_host", memory)
+    assert memory.peer(first) is None  # bounded: the oldest handshake is forgotten
+    assert memory.peer(None) is None
