@@ -24,6 +24,7 @@ class FetchError(StrEnum):
     REFUSED = "refused"
     RESET = "reset"
     TLS = "tls"
+    TLS_SM2 = "tls_sm2"  # the server speaks only 国密 TLCP (GM/T 0024): no TLS client can read it
     DNS = "dns"
     ADDRESS_REFUSED = "address_refused"  # the address guard refused an internal/reserved target
     REDIRECT_LOOP = "redirect_loop"  # a loop, or more hops than allowed
@@ -37,6 +38,8 @@ class CertProblem(StrEnum):
     EXPIRED = "expired"
     HOSTNAME = "hostname"
     UNTRUSTED = "untrusted"
+    INCOMPLETE_CHAIN = "incomplete_chain"  # trusted only once a missing intermediate was fetched or known
+    LEGACY_TLS = "legacy_tls"  # the server was reached over TLS 1.0/1.1 only
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ _ERROR_REASONS: dict[FetchError, str] = {
     FetchError.REFUSED: "http.refused",
     FetchError.RESET: "http.reset",
     FetchError.TLS: "http.tls_error",
+    FetchError.TLS_SM2: "http.tls_sm2",
     FetchError.DNS: "http.dns_error",
     FetchError.ADDRESS_REFUSED: "http.address_refused",
     FetchError.REDIRECT_LOOP: "http.redirect_loop",
@@ -114,6 +118,8 @@ _CERT_REASONS: dict[CertProblem, str] = {
     CertProblem.EXPIRED: "http.cert_expired",
     CertProblem.HOSTNAME: "http.cert_hostname",
     CertProblem.UNTRUSTED: "http.cert_untrusted",
+    CertProblem.INCOMPLETE_CHAIN: "http.cert_incomplete_chain",
+    CertProblem.LEGACY_TLS: "http.tls_legacy",
 }
 
 def _verdict(reason: str, status: Status, detail: str, outcome: FetchOutcome, excerpt: str = "") -> Verdict:

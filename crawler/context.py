@@ -7,11 +7,12 @@ what the DNS check saw is what the fetch used.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from crawler.guard import AddressGuard
 from crawler.resolver import ScanResolver
+from crawler.tls import TlsMemory
 from storage.config import Config
 
 SETTINGS_KEY = "BADGEWATCH_CONFIG"
@@ -23,6 +24,8 @@ class ScanContext:
     resolver: ScanResolver
     guard: AddressGuard
     port_map: dict[int, int]
+    # Handshakes seen (peer chains, versions) and the netlocs that needed a legacy TLS context.
+    tls: TlsMemory = field(default_factory=TlsMemory)
 
     def map_port(self, port: int) -> int:
         return self.port_map.get(port, port)

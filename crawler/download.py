@@ -1,5 +1,5 @@
-"""Scrapy's HTTP/1.1 download handler with a short idle life for kept-alive connections, and a pool
-that forgets hosts it no longer holds connections to.
+"""Scrapy's HTTP/1.1 download handler with a short idle life for kept-alive connections, a pool that
+forgets hosts it no longer holds connections to, and a TLS policy that records what servers sent.
 
 Twisted's connection pool keeps an idle connection per host for 240 s. A scan visits hundreds of
 thousands of hosts, most of them once: at a few hundred requests per second that is tens of
@@ -13,10 +13,14 @@ made a scan's memory grow with the registry; :class:`PrunedPool` drops them.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, cast
 
 from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from twisted.web.client import HTTPConnectionPool
+from twisted.web.iweb import IPolicyForHTTPS
+
+from crawler.context import get_context
+from crawler.tls import TlsPolicy
 
 IDLE_SETTING = "BADGEWATCH_IDLE_CONNECTION_S"
 DEFAULT_IDLE_S = 10.0
@@ -53,3 +57,8 @@ class ShortKeepAliveHandler(HTTP11DownloadHandler):
         pool._factory = stock._factory
         pool.cachedConnectionTimeout = crawler.settings.getfloat(IDLE_SETTING, DEFAULT_IDLE_S)
         self._pool = pool
+        # Record each handshake's certificate chain and protocol, and give netlocs that needed it a
+        # legacy TLS context (crawler/tls.py). Wrapping the handler's policy, rather than setting
+        # DOWNLOADER_CLIENTCONTEXTFACTORY (deprecated in Scrapy 2.19), keeps Scrapy's own settings.
+        policy = TlsPolicy(self._contextFactory, get_context(crawler.settings).tls)
+        self._contextFactory = cast(IPolicyForHTTPS, policy)

@@ -33,6 +33,16 @@ class TooLargeError(Exception):
     """A body exceeded the configured maximum size."""
 
 
+class TlcpOnlyError(Exception):
+    """The TLS handshake failed and the server answers in 国密 TLCP records (GM/T 0024) only."""
+
+    def __init__(self, host: str, port: int, answer: str) -> None:
+        self.host = host
+        self.port = port
+        self.answer = answer
+        super().__init__(f"{host}:{port} speaks TLCP (SM2) only: {answer}")
+
+
 def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
     """The fetch error kind of a network exception, and a short detail for the record."""
     name = type(exc).__name__
@@ -41,6 +51,8 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
         return FetchError.ADDRESS_REFUSED, str(exc)
     if isinstance(exc, DnsFailedError):
         return FetchError.DNS, str(exc)
+    if isinstance(exc, TlcpOnlyError):
+        return FetchError.TLS_SM2, str(exc)
     low = text.lower()
     if (
         isinstance(exc, TooLargeError)

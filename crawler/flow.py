@@ -26,7 +26,7 @@ from checks.page import Document, Need, NeedKind, Page
 from checks.rules import Rules
 from checks.verdict import Verdict
 from crawler import checking
-from crawler.certs import CertJudge, cert_summary
+from crawler.certs import CertJudge, cert_summary, tls_summary
 from crawler.errors import classify_exception, is_too_large
 from crawler.jobs import DomainJob, Job, SiteJob, UnitJob
 from crawler.resolver import DnsAnswer, ScanResolver
@@ -50,6 +50,9 @@ class RawResponse:
     body: bytes
     certificate: Any = None
     ip: str = ""
+    # TLS: the certificates the server sent after its leaf (None: not known) and the protocol version.
+    peer_chain: tuple[Any, ...] | None = None
+    tls_version: str = ""
 
 
 class Fetcher(Protocol):
@@ -311,7 +314,9 @@ class Flow:
             )
         problems: tuple[CertProblem, ...] = ()
         if resp.certificate is not None:
-            problems = self.certs.problems(resp.certificate, checking.host_of(resp.url))
+            problems = self.certs.problems(
+                resp.certificate, checking.host_of(resp.url), resp.peer_chain, resp.tls_version
+            )
         return FetchOutcome(
             url=fetched.url,
             final_url=resp.url,
@@ -347,6 +352,7 @@ class Flow:
             meta = {"url": resp.url, "status": resp.status, "headers": resp.headers, "ip": resp.ip}
             if resp.certificate is not None:
                 meta["certificate"] = cert_summary(resp.certificate)
+                meta["tls"] = tls_summary(resp.peer_chain, resp.tls_version)
             if outcome is not None:
                 meta["cert_problems"] = [str(p) for p in outcome.cert_problems]
             rec.headers_blob = self._put(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())
@@ -358,6 +364,9 @@ class Flow:
         started = datetime.now(UTC)
         visit = await self.visit(job.url)
         fetched, page = visit.fetched, visit.page
+        if fetched.response is not None:  # a chain missing its intermediate: fetch it (AIA) first
+            resp = fetched.response
+            await self.certs.fetch_issuers(resp.certificate, resp.peer_chain, self.fetcher)
         outcome = self.outcome_of(fetched)
         http = checking.site_http(outcome, page)
         host = checking.host_of(job.url)

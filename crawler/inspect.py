@@ -38,6 +38,7 @@ from crawler.flow import Fetcher, Flow, RawResponse, SubjectResult
 from crawler.flow import Renderer as PageRenderer
 from crawler.jobs import SiteJob
 from crawler.saved import LocalFetcher, SavedPage, SavedPageError, host_like, locate, page_file
+from crawler.tls import TlsFallback, legacy_ssl_context, ssl_peer
 from storage.config import Config
 
 if TYPE_CHECKING:
@@ -92,23 +93,30 @@ class AiohttpFetcher:
             headers={"User-Agent": ctx.config.user_agent},
             auto_decompress=True,
         )
+        # TLS 1.0-only servers (legacy retry) and 国密-only ones (TLCP probe), as the scan does.
+        self.fallback = TlsFallback(ctx)
+        self.legacy_tls = legacy_ssl_context()
 
     async def get(self, url: str, *, maxsize: int, priority: int = 0) -> RawResponse:
-        async with self.session.get(url, allow_redirects=False) as resp:
-            cert = None
-            transport = resp.connection.transport if resp.connection else None
+        return await self.fallback.run(url, lambda legacy: self._get(url, maxsize, legacy))
+
+    async def _get(self, url: str, maxsize: int, legacy: bool) -> RawResponse:
+        extra: dict[str, Any] = {"ssl": self.legacy_tls} if legacy else {}
+        async with self.session.get(url, allow_redirects=False, **extra) as resp:
+            cert, chain, version = None, None, ""
+            # A small body is read with the headers and the connection already back in the pool
+            # (``resp.connection`` None): its protocol still holds the transport.
+            protocol = resp.connection.protocol if resp.connection else getattr(resp, "_protocol", None)
+            transport = protocol.transport if protocol is not None else None
             ssl_obj = transport.get_extra_info("ssl_object") if transport is not None else None
             if ssl_obj is not None:
-                der = ssl_obj.getpeercert(binary_form=True)
-                if der:
-                    from cryptography import x509
-
-                    cert = x509.load_der_x509_certificate(der)
+                # Leaf, the certificates sent after it, the protocol (crawler/tls.py: ssl_peer).
+                cert, chain, version = ssl_peer(ssl_obj)
             body = await resp.content.read(maxsize + 1)
             if len(body) > maxsize:
                 raise aiohttp.ClientPayloadError(f"body larger than max size ({maxsize})")
             headers = {k: v for k, v in resp.headers.items()}
-            return RawResponse(str(resp.url), resp.status, headers, body, cert, "")
+            return RawResponse(str(resp.url), resp.status, headers, body, cert, "", chain, version)
 
     async def close(self) -> None:
         await self.session.close()
@@ -315,7 +323,7 @@ async def _judge(
         ctx.resolver,
         None,
         checking.rules_from_config(config),
-        CertJudge(config.ca_file),
+        CertJudge(config.ca_file, config.intermediates_file),
         max_body=config.max_body_bytes,
         max_subresources=budget,
         render_mode="always" if render else "never",

@@ -48,6 +48,7 @@ from simnet.pages import (
     red_page,
     site_code_parts,
 )
+from simnet.tls import AIA_HOST
 
 # Infrastructure addresses (sites get theirs from the sample).
 CONAC_ADDR = "127.60.0.2"
@@ -56,6 +57,11 @@ PARKING_ADDR = "127.60.0.6"
 MIIT_ADDR = "127.60.0.7"
 PLATFORM_ADDR = "127.60.0.20"  # a consolidation platform (集约化平台): unknown host names get its portal
 TLS_ONLY_ADDR = "127.60.0.21"  # hosts that answer HTTPS only (nothing on port 80 for them)
+PKI_ADDR = "127.60.0.8"  # the CA's AIA host (the intermediate certificate)
+# Servers whose HTTPS port needs a listener of its own (simnet.model.LISTENER_MODES): every site of
+# these shapes lives on the one address of its shape, like an old server hosting several sites.
+LEGACY_TLS_ADDR = "127.60.0.9"  # TLS 1.0 only
+SM2_ADDR = "127.60.0.10"  # 国密 TLCP only
 DEAD_ADDR = "127.60.0.250"  # nothing listens here: connections are refused
 
 HUGE_BYTES = 6 * 1024 * 1024 + 12345
@@ -372,11 +378,17 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
         assets["/js/jquery.min.js"] = Route(body=JQUERY_SHIM.encode(), content_type=JS)
         page = page.replace(b"<head>", b'<head>\n<script src="/js/jquery.min.js"></script>', 1)
         home = Route(body=page, content_type=content_type)
-    address = DEAD_ADDR if s.http == "refused" else spec.address
+
+    address = {"refused": DEAD_ADDR, "tls_legacy": LEGACY_TLS_ADDR, "tls_sm2": SM2_ADDR}.get(
+        s.http, spec.address
+    )
     tls = {
         "cert_expired": TlsMode.EXPIRED,
         "cert_self_signed": TlsMode.SELF_SIGNED,
         "cert_wrong_host": TlsMode.WRONG_HOST,
+        "cert_chain_incomplete": TlsMode.INCOMPLETE_CHAIN,
+        "tls_legacy": TlsMode.LEGACY,
+        "tls_sm2": TlsMode.SM2_ONLY,
     }.get(s.http, TlsMode.OK)
     clean = {"/": home, "/index.html": home, **assets}
     final_url = url
@@ -464,6 +476,10 @@ def build_site(spec: SiteSpec, as_of: dt.date) -> Built:
         site.default = Route(
             action=Action.RAW, body=b"HTTP/1.1 two hundred OK\r\nContent-Type: text/html\r\n\r\n<html>"
         )
+    elif s.http in ("tls_legacy", "tls_sm2"):
+        # HTTPS-only servers: plain http:// sends visitors to https:// (the page is on TLS alone).
+        site.routes = {"/": _redirect(f"https://{site_host}/", 301)}
+        site.tls_routes = dict(clean)
     if spec.en_host:
         out.dns.append(DnsEntry(site_host, a=[address]))
 
@@ -951,6 +967,10 @@ def infrastructure(as_of: dt.date) -> Built:
     for h in (DCS_HOST, BSZS_HOST, *("recv1.conac.cn", "recv2.conac.cn")):
         out.dns.append(DnsEntry(h, a=[CONAC_ADDR]))
     out.dns.append(DnsEntry(RED_PAGE_HOST, a=[REDPAGE_ADDR]))
+    # The CA's AIA host: the runtime puts the intermediate certificate (DER) at AIA_PATH once the CA
+    # of the run exists.
+    out.hosts.append(HostSite(AIA_HOST, PKI_ADDR, {}))
+    out.dns.append(DnsEntry(AIA_HOST, a=[PKI_ADDR]))
     for h in ("beian.miit.gov.cn", "www.miitbeian.gov.cn", "beian.mps.gov.cn", "www.beian.gov.cn"):
         out.dns.append(DnsEntry(h, a=[MIIT_ADDR]))
     for ns in range(1, 6):

@@ -104,12 +104,24 @@ REASON_PHRASES: dict[int, str] = {
 
 
 class TlsMode(enum.StrEnum):
-    """Which certificate a host presents over HTTPS."""
+    """Which certificate chain (or which protocol) a host presents on its HTTPS port."""
 
-    OK = "ok"  # issued by the simnet CA for the host
+    OK = "ok"  # issued by the simnet intermediate CA for the host; leaf + intermediate sent
     EXPIRED = "expired"  # issued by the CA, validity ended
     SELF_SIGNED = "self_signed"
     WRONG_HOST = "wrong_host"  # issued by the CA for another name
+    # The leaf alone, without the intermediate that issued it; the leaf names the intermediate's URL
+    # (AIA caIssuers), as browsers use to complete such chains.
+    INCOMPLETE_CHAIN = "incomplete_chain"
+    # Only TLS 1.0 (old servers). The protocol version is fixed per listening socket (SNI cannot change
+    # it), so every host of such an address is served this way.
+    LEGACY = "legacy"
+    # Only 国密 TLCP (GM/T 0024, SM2 certificates): no TLS at all; a listener of its own as well.
+    SM2_ONLY = "sm2_only"
+
+
+# Modes that need a listener of their own (one per address): every host of the address is served so.
+LISTENER_MODES = frozenset({TlsMode.LEGACY, TlsMode.SM2_ONLY})
 
 
 @dataclass(slots=True)

@@ -8,8 +8,10 @@ import gzip
 import socket
 import ssl
 import urllib.parse
+import warnings
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dns.exception
 import dns.flags
@@ -181,19 +183,11 @@ def fetch(
         sock: socket.socket | ssl.SSLSocket = raw
         try:
             if tls:
-                try:
-                    ctx = ssl.create_default_context(cafile=net.ca_file)
-                    sock = ctx.wrap_socket(raw, server_hostname=host)
-                except ssl.SSLCertVerificationError as exc:
-                    raw.close()
-                    cert_reason = {10: "http.cert_expired", 62: "http.cert_hostname"}.get(
-                        exc.verify_code, "http.cert_untrusted"
-                    )
-                    ctx = ssl.create_default_context(cafile=net.ca_file)
-                    ctx.check_hostname = False
-                    ctx.verify_mode = ssl.CERT_NONE
-                    raw = socket.create_connection((addrs[0], port), timeout=TIMEOUT)
-                    sock = ctx.wrap_socket(raw, server_hostname=host)
+                raw.close()
+                tls_sock, tls_reason = _tls_connect(net, addrs[0], port, host)
+                if tls_sock is None:
+                    return Fetch(tls_reason, chain=chain)
+                sock, cert_reason = tls_sock, cert_reason or tls_reason
             target = parts.path or "/"
             if parts.query:
                 target += "?" + parts.query
@@ -235,6 +229,75 @@ def fetch(
             return Fetch("http.client_error", status, url, body, headers, chain)
         return Fetch(cert_reason or "http.ok", status, url, body, headers, chain)
     return Fetch("http.redirect_loop", chain=chain)
+
+
+def _client(net: SimNet, verify: bool = True, legacy: bool = False, extra_ca: str = "") -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=net.ca_file)
+    if extra_ca:
+        ctx.load_verify_locations(cafile=extra_ca)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if legacy:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+    return ctx
+
+
+def _tls_connect(net: SimNet, addr: str, port: int, host: str) -> tuple[ssl.SSLSocket | None, str]:
+    """A TLS connection and the reason it earns ("" = fine), or (None, reason) when none can be made.
+
+    Verified against the simnet root; a leaf whose issuer is missing is tried again with the
+    intermediate (what AIA would give: incomplete chain); a refused handshake once more with TLS 1.0
+    allowed (legacy); a server answering in TLCP records (0x0101) is 国密-only."""
+    legacy = False
+    for attempt in range(2):
+        ctx = _client(net, legacy=legacy)
+        raw = socket.create_connection((addr, port), timeout=TIMEOUT)
+        try:
+            sock = ctx.wrap_socket(raw, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            raw.close()
+            reason = {10: "http.cert_expired", 62: "http.cert_hostname"}.get(
+                exc.verify_code, "http.cert_untrusted"
+            )
+            if exc.verify_code == 20:  # unable to get local issuer certificate
+                intermediate = str(Path(net.ca_file).with_name("intermediate.pem"))
+                raw = socket.create_connection((addr, port), timeout=TIMEOUT)
+                try:
+                    _client(net, legacy=legacy, extra_ca=intermediate).wrap_socket(
+                        raw, server_hostname=host
+                    ).close()
+                    reason = "http.cert_incomplete_chain"
+                except ssl.SSLError:
+                    raw.close()
+            raw = socket.create_connection((addr, port), timeout=TIMEOUT)
+            return _client(net, verify=False, legacy=legacy).wrap_socket(raw, server_hostname=host), reason
+        except (ssl.SSLError, ConnectionResetError) as exc:
+            raw.close()
+            if "WRONG_VERSION_NUMBER" in str(exc):
+                return None, "http.tls_sm2" if _answers_tlcp(addr, port) else "http.tls_error"
+            if attempt == 0:
+                legacy = True
+                continue
+            return None, "http.tls_error"
+        return sock, "http.tls_legacy" if legacy and sock.version() in ("TLSv1", "TLSv1.1") else ""
+    return None, "http.tls_error"
+
+
+def _answers_tlcp(addr: str, port: int) -> bool:
+    """Whether the server answers a bare TLCP ClientHello in a TLCP record (version 0x0101)."""
+    body = b"\x01\x01" + bytes(32) + b"\x00" + b"\x00\x02\xe0\x13" + b"\x01\x00"
+    hello = b"\x01" + len(body).to_bytes(3, "big") + body
+    record = b"\x16\x01\x01" + len(hello).to_bytes(2, "big") + hello
+    with socket.create_connection((addr, port), timeout=TIMEOUT) as s:
+        s.sendall(record)
+        try:
+            return s.recv(3)[1:3] == b"\x01\x01"
+        except OSError:
+            return False
 
 
 def gunzip(data: bytes) -> bytes:

@@ -11,20 +11,21 @@ import asyncio
 import json
 import logging
 import shutil
+import ssl
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from simnet.build import gzip_bomb
+from simnet.build import LEGACY_TLS_ADDR, SM2_ADDR, gzip_bomb
 from simnet.dns_server import serve_dns
-from simnet.model import TlsMode, Universe
+from simnet.model import LISTENER_MODES, Route, StaticUniverse, TlsMode, Universe
 from simnet.samples import Sample, load
-from simnet.tls import CertAuthority
+from simnet.tls import AIA_HOST, AIA_PATH, CertAuthority, TlcpServer
 from simnet.web import KEEPALIVE_S, Farm
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,20 @@ class SimNet:
                 udp, tcp, self.dns_port = await serve_dns(universe, DNS_HOST, 0)
             self._dns_closers = [udp, tcp]
             self.addresses = universe.addresses()
+            publish_intermediate(universe, ca)
             self.http_port = await farm.listen(self.addresses, 80 if self.privileged else 0, None)
+            own: dict[str, ssl.SSLContext | Callable[[], asyncio.Protocol]] = {}
+            listeners = tls_listeners(universe, self.addresses)
+            if TlsMode.LEGACY in listeners.values():
+                legacy = ca.server_context(tls_mode, legacy=True)
+                own.update((a, legacy) for a, m in listeners.items() if m == TlsMode.LEGACY)
+            own.update(
+                (a, lambda: TlcpServer(farm.connections))
+                for a, m in listeners.items()
+                if m == TlsMode.SM2_ONLY
+            )
             self.https_port = await farm.listen(
-                self.addresses, 443 if self.privileged else 0, ca.server_context(tls_mode)
+                self.addresses, 443 if self.privileged else 0, ca.server_context(tls_mode), own=own
             )
             self._ready.set()
             await stop.wait()
@@ -226,6 +238,27 @@ class SimNet:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def tls_listeners(universe: Universe, addresses: list[str]) -> dict[str, TlsMode]:
+    """Addresses whose HTTPS port is served by a listener of its own shape (TLS 1.0 only, TLCP only).
+
+    The samples put such sites on :data:`LEGACY_TLS_ADDR` / :data:`SM2_ADDR`; a spec file may put
+    them anywhere, and then every host of that address is served that way."""
+    found: dict[str, TlsMode] = {LEGACY_TLS_ADDR: TlsMode.LEGACY, SM2_ADDR: TlsMode.SM2_ONLY}
+    if isinstance(universe, StaticUniverse):
+        for site in universe.hosts.values():
+            if site.tls in LISTENER_MODES:
+                found[site.address] = site.tls
+    present = set(addresses)
+    return {a: m for a, m in found.items() if a in present}
+
+
+def publish_intermediate(universe: Universe, ca: CertAuthority) -> None:
+    """Serve this run's intermediate certificate where leaves' AIA points (it exists only now)."""
+    site = universe.host(AIA_HOST)
+    if site is not None:
+        site.routes[AIA_PATH] = Route(body=ca.intermediate_der, content_type="application/pkix-cert")
 
 
 @contextmanager

@@ -173,6 +173,10 @@ HTTP: dict[str, tuple[str, str]] = {
     "cert_expired": (WARN, "http.cert_expired"),
     "cert_self_signed": (WARN, "http.cert_untrusted"),
     "cert_wrong_host": (WARN, "http.cert_hostname"),
+    # The server sends its leaf without the intermediate; the leaf's AIA URL completes the chain.
+    "cert_chain_incomplete": (WARN, "http.cert_incomplete_chain"),
+    "tls_legacy": (WARN, "http.tls_legacy"),  # TLS 1.0 only: read with a legacy client, warned
+    "tls_sm2": (UNKNOWN, "http.tls_sm2"),  # 国密 TLCP only: no TLS client can read it
 }
 # The page checks of a merged site are not judged: what it shows belongs to the site it joined.
 HTTP_MERGED = frozenset({"merged_portal_column", "merged_other_unit"})
@@ -189,6 +193,11 @@ HTTP_BY_CONTENT = frozenset(
 )
 # Pages only a browser can settle: the static verdicts are unknown, the rendered ones the page's own.
 HTTP_RENDER_ONLY = frozenset({"stub_js_computed", "spa_shell"})
+# Options whose registered URL is https:// (the certificate and TLS shapes).
+HTTP_HTTPS = {k for k in HTTP if k.startswith(("cert_", "tls_"))}
+# Options whose page is served over https (a badge script there must be https too, or browsers block
+# it as mixed content): the https ones and the chain that ends on https.
+HTTP_HTTPS_PAGE = HTTP_HTTPS | {"redirect_chain"}
 
 # --- DNS of a Chinese domain: option -> (status, reason) ------------------------------------------
 DNS: dict[str, tuple[str, str]] = {
@@ -252,7 +261,7 @@ class Scenario:
     has_site: bool = True  # False: a unit with a Chinese domain and no website
     has_cn_domain: bool = True  # False: a unit without any Chinese domain (domain.no_chinese)
     badge_status: str = "已通过"
-    https: bool = False  # the registered URL is https:// (implied by the cert_* options)
+    https: bool = False  # the registered URL is https:// (implied by the cert_* and tls_* options)
 
 
 def _catalogue() -> list[Scenario]:
@@ -278,13 +287,10 @@ def _catalogue() -> list[Scenario]:
     for opt in HTTP:
         if opt == "ok":
             continue
-        https = opt.startswith("cert_")
-        # A page read over https needs an https badge script (an http:// one is mixed content, a finding
-        # of its own): the redirect chain ends on https too.
-        badge = "embed_https" if https or opt == "redirect_chain" else "embed_http"
+        badge = "embed_https" if opt in HTTP_HTTPS_PAGE else "embed_http"
         if opt == "spa_shell":
             badge = "static_copy"  # markup a bundle inserts: a script in it would never run
-        out.append(Scenario(f"http.{opt}", http=opt, https=https, badge=badge))
+        out.append(Scenario(f"http.{opt}", http=opt, https=opt in HTTP_HTTPS, badge=badge))
     out += [Scenario(f"dns.{opt}", dns=opt) for opt in DNS if opt != "ok"]
     out += [Scenario(f"usage.{opt}", usage=opt) for opt in USAGE if opt not in ("own_site_redirect",)]
     out += [

@@ -8,12 +8,14 @@ a request costs a header scan, two dictionary lookups and one ``write`` of cache
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
 import socket
 import ssl
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from simnet.model import Action, Route, Universe, lookup_route
@@ -65,20 +67,37 @@ class Farm:
         return fut
 
     async def listen(
-        self, addresses: list[str], port: int, tls: ssl.SSLContext | None, fallback_ephemeral: bool = True
+        self,
+        addresses: list[str],
+        port: int,
+        tls: ssl.SSLContext | None,
+        fallback_ephemeral: bool = True,
+        own: Mapping[str, ssl.SSLContext | Callable[[], asyncio.Protocol]] | None = None,
     ) -> int:
-        """Listen on ``port`` on every address (0: one free port shared by all); returns the port."""
+        """Listen on ``port`` on every address (0: one free port shared by all); returns the port.
+
+        ``own``: addresses served differently on this port: by another TLS context (a TLS 1.0-only
+        server; TLS is then terminated by :class:`_TlsBridge`) or by another protocol altogether
+        (a protocol factory: the 国密 TLCP server)."""
         loop = asyncio.get_running_loop()
         want = port
         for _attempt in range(30):
             opened: list[asyncio.Server] = []
             try:
                 for addr in addresses:
+                    special = own.get(addr) if own else None
+                    factory: Callable[[], asyncio.Protocol]
+                    if isinstance(special, ssl.SSLContext):
+                        factory = functools.partial(_TlsBridge, self, addr, special)
+                    elif special is not None:
+                        factory = special
+                    else:
+                        factory = functools.partial(_Conn, self, addr, tls is not None)
                     server = await loop.create_server(
-                        lambda a=addr: _Conn(self, a, tls is not None),
+                        factory,
                         addr,
                         want,
-                        ssl=tls,
+                        ssl=tls if special is None else None,
                         reuse_address=True,
                         backlog=2048,
                     )
@@ -333,6 +352,118 @@ class _Conn(asyncio.Protocol):
         data = await self.farm.bomb(route.stream_bytes)
         bomb = Route(body=data, headers=(("Content-Encoding", "gzip"),))
         self._send(bomb, False, head_only)
+
+
+class _TlsBridge(asyncio.Protocol):
+    """TLS terminated over memory BIOs in front of a :class:`_Conn`.
+
+    asyncio's own TLS aborts the connection when a handshake fails, dropping the alert OpenSSL queued:
+    a client refused by a TLS 1.0-only server would see a reset where real servers send a
+    ``protocol_version`` alert. Here every byte OpenSSL produces, the alert included, is sent."""
+
+    def __init__(self, farm: Farm, local: str, ctx: ssl.SSLContext) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.sslobj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.inner = _Conn(farm, local, True)
+        self.transport: asyncio.Transport | None = None
+        self.ready = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.ready:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        t = self.transport
+        assert t is not None
+        self.incoming.write(data)
+        if not self.ready:
+            try:
+                self.sslobj.do_handshake()
+            except ssl.SSLWantReadError:
+                self.flush()
+                return
+            except (ssl.SSLError, OSError):
+                self.flush()  # the alert
+                t.close()
+                return
+            self.ready = True
+            self.flush()
+            self.inner.connection_made(_BridgedTransport(self))
+        plain: list[bytes] = []
+        while True:
+            try:
+                chunk = self.sslobj.read(CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLError, OSError):  # close_notify or a broken record
+                self.flush()
+                t.close()
+                break
+            if not chunk:
+                break
+            plain.append(chunk)
+        self.flush()
+        if plain and not self.inner.closed:
+            self.inner.data_received(b"".join(plain))
+
+    def send(self, data: bytes) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        view = memoryview(data)
+        while view:
+            n = self.sslobj.write(view[:CHUNK])
+            view = view[n:]
+            self.flush()
+
+    def flush(self) -> None:
+        out = self.outgoing.read()
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out)
+
+
+class _BridgedTransport(asyncio.Transport):
+    """What the :class:`_Conn` behind a :class:`_TlsBridge` writes to."""
+
+    def __init__(self, bridge: _TlsBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.bridge.send(bytes(data))
+
+    def close(self) -> None:
+        t = self.bridge.transport
+        if t is not None and not t.is_closing():
+            with contextlib.suppress(ssl.SSLError, OSError):
+                self.bridge.sslobj.unwrap()  # close_notify (the peer's answer is not awaited)
+            self.bridge.flush()
+            t.close()
+
+    def abort(self) -> None:
+        if self.bridge.transport is not None:
+            self.bridge.transport.abort()
+
+    def is_closing(self) -> bool:
+        t = self.bridge.transport
+        return t is None or t.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self.bridge.sslobj
+        t = self.bridge.transport
+        return t.get_extra_info(name, default) if t is not None else default
 
 
 def _header(lower: bytes, source: bytes, name: bytes) -> bytes | None:

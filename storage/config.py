@@ -40,6 +40,9 @@ class Config:
     allow_networks: list[str] = field(default_factory=list)
     # CA bundle to trust in addition to the system one (the simnet CA).
     ca_file: str = ""
+    # PEM bundle of known intermediate CA certificates (not trusted: used only to complete the chain
+    # of a server that does not send its intermediate, as browsers do with their caches).
+    intermediates_file: str = ""
     user_agent: str = "badgewatch/0.1 (+https://xn--zfr164b/badgewatch; 网标巡检)"
     concurrency: int = 256
     per_ip_concurrency: int = 8

@@ -79,7 +79,7 @@ class SitesSpider(Spider):
             ctx.resolver,
             EvidenceStore(config.evidence_dir),
             checking.rules_from_config(config),
-            CertJudge(config.ca_file),
+            CertJudge(config.ca_file, config.intermediates_file),
             max_body=config.max_body_bytes,
             max_subresources=config.max_subresources,
             render_mode=render_mode,

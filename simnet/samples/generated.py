@@ -19,10 +19,13 @@ import idna
 from simnet import scenarios as sc
 from simnet.build import (
     CONAC_ADDR,
+    LEGACY_TLS_ADDR,
     MIIT_ADDR,
     PARKING_ADDR,
+    PKI_ADDR,
     PLATFORM_ADDR,
     REDPAGE_ADDR,
+    SM2_ADDR,
     TLS_ONLY_ADDR,
     Built,
     SiteSpec,
@@ -155,7 +158,8 @@ class GeneratedUniverse:
     def addresses(self) -> list[str]:
         n = min(self.cfg.addresses, self.cfg.sites)
         own = [f"127.63.{a // 250}.{a % 250 + 1}" for a in range(n)]
-        return [*own, CONAC_ADDR, REDPAGE_ADDR, PARKING_ADDR, MIIT_ADDR, PLATFORM_ADDR, TLS_ONLY_ADDR]
+        infra = [CONAC_ADDR, REDPAGE_ADDR, PARKING_ADDR, MIIT_ADDR, PKI_ADDR, LEGACY_TLS_ADDR, SM2_ADDR]
+        return [*own, *infra, PLATFORM_ADDR, TLS_ONLY_ADDR]
 
     def site(self, i: int) -> tuple[dict[str, DnsEntry], dict[str, HostSite]] | None:
         if not 0 <= i < self.cfg.sites:

@@ -84,3 +84,31 @@ def counting_http(host: str, body: bytes, log: HitLog) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def static_http(host: str, files: dict[str, tuple[str, bytes]], log: HitLog) -> Iterator[int]:
+    """An HTTP server on ``host`` serving ``files`` (path → (content type, body)), 404 otherwise;
+    records every request; yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            log.hits.append((self.headers.get("Host", ""), self.path))
+            content_type, body = files.get(self.path, ("text/plain", b""))
+            self.send_response(200 if self.path in files else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

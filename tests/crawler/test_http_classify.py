@@ -16,6 +16,7 @@ from checks.verdict import Status
         (FetchError.REFUSED, "http.refused"),
         (FetchError.RESET, "http.reset"),
         (FetchError.TLS, "http.tls_error"),
+        (FetchError.TLS_SM2, "http.tls_sm2"),
         (FetchError.DNS, "http.dns_error"),
         (FetchError.ADDRESS_REFUSED, "http.address_refused"),
         (FetchError.REDIRECT_LOOP, "http.redirect_loop"),
@@ -89,6 +90,9 @@ def test_503_challenge_is_a_challenge_plain_503_is_server_error() -> None:
         ((CertProblem.HOSTNAME,), "http.cert_hostname"),
         ((CertProblem.UNTRUSTED,), "http.cert_untrusted"),
         ((CertProblem.EXPIRED, CertProblem.UNTRUSTED), "http.cert_expired"),
+        ((CertProblem.INCOMPLETE_CHAIN,), "http.cert_incomplete_chain"),
+        ((CertProblem.LEGACY_TLS,), "http.tls_legacy"),
+        ((CertProblem.INCOMPLETE_CHAIN, CertProblem.LEGACY_TLS), "http.cert_incomplete_chain"),
     ],
 )
 def test_certificate_problems_are_warnings_and_page_is_read(
@@ -132,3 +136,13 @@ def test_wrapped_network_errors_are_named_by_their_cause() -> None:
         kind, detail = classify_exception(wrapper)
         assert kind == FetchError.RESET
         assert detail.startswith("ConnectionLost: ") and "twisted.python" not in detail
+
+
+def test_tlcp_only_server_is_its_own_fetch_error() -> None:
+    """The TLCP probe's verdict (crawler.errors.TlcpOnlyError) is http.tls_sm2, not a TLS error."""
+    from crawler.errors import TlcpOnlyError, classify_exception
+
+    kind, detail = classify_exception(TlcpOnlyError("www.a.gov.cn", 443, "TLCP ServerHello"))
+    assert kind == FetchError.TLS_SM2
+    assert "www.a.gov.cn:443" in detail
+    assert REASONS["http.tls_sm2"].status is Status.UNKNOWN
