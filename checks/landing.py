@@ -204,6 +204,8 @@ def _script_landing(doc: Document, base: str, bare: bool) -> Landing | None:
         if not _LOCATION_ANY.search(src):
             continue
         for m in _LOCATION_LITERAL.finditer(src):
+            if _where(src, m.start()) is None:
+                continue  # in a comment
             if not bare and not _top_level_unconditional(src, m.start()):
                 continue
             raw = m.group("url1") or m.group("url2") or m.group("url3") or ""
@@ -211,9 +213,10 @@ def _script_landing(doc: Document, base: str, bare: bool) -> Landing | None:
             if target and not _same_page(target, doc.url):
                 found.append((target, src[max(0, m.start() - 60) : m.end() + 20]))
         if bare and not found and not computed:
-            m2 = _LOCATION_ANY.search(src)
-            if m2 is not None and "reload" not in src[m2.start() : m2.end() + 20].lower():
-                computed = src[max(0, m2.start() - 80) : m2.end() + 80]
+            for m2 in _LOCATION_ANY.finditer(src):
+                if _where(src, m2.start()) is not None and "reload" not in src[m2.start() : m2.end() + 20]:
+                    computed = src[max(0, m2.start() - 80) : m2.end() + 80]
+                    break
     if found:
         desktop = [f for f in found if not _MOBILE.search(urlsplit(f[0]).netloc + urlsplit(f[0]).path)]
         target, excerpt = (desktop or found)[0]
@@ -225,8 +228,10 @@ def _script_landing(doc: Document, base: str, bare: bool) -> Landing | None:
     return None
 
 
-def _top_level_unconditional(src: str, pos: int) -> bool:
-    """Whether ``pos`` in script ``src`` sits outside any block and not in a conditional statement."""
+def _where(src: str, pos: int) -> tuple[int, int, bool] | None:
+    """``(block depth, start of the statement, inside a string)`` at ``pos`` in script ``src``; None
+    when ``pos`` lies in a comment (a location write there does nothing; one in a string may still run,
+    as ``setTimeout("location.href='…'", 0)``)."""
     depth = 0
     quote = ""
     i = 0
@@ -243,11 +248,15 @@ def _top_level_unconditional(src: str, pos: int) -> bool:
             quote = c
         elif c == "/" and src.startswith("//", i):
             j = src.find("\n", i)
-            i = pos if j < 0 or j > pos else j
+            if j < 0 or j >= pos:
+                return None
+            i = j
             continue
         elif c == "/" and src.startswith("/*", i):
             j = src.find("*/", i + 2)
-            i = pos if j < 0 or j > pos else j + 2
+            if j < 0 or j + 2 > pos:
+                return None
+            i = j + 2
             continue
         elif c == "{":
             depth += 1
@@ -257,9 +266,15 @@ def _top_level_unconditional(src: str, pos: int) -> bool:
         elif c in ";\n" and depth == 0:
             stmt_start = i + 1
         i += 1
-    if depth > 0:
+    return depth, stmt_start, bool(quote)
+
+
+def _top_level_unconditional(src: str, pos: int) -> bool:
+    """Whether ``pos`` in script ``src`` sits in code outside any block and not in a conditional."""
+    where = _where(src, pos)
+    if where is None or where[0] > 0 or where[2]:
         return False
-    head = src[stmt_start:pos]
+    head = src[where[1] : pos]
     return not re.search(r"\bif\b|\belse\b|\?|&&|\|\||\bfunction\b|=>|\bcase\b", head)
 
 

@@ -32,8 +32,9 @@ BADGE: dict[str, tuple[str, str, tuple[str, str] | None, bool, bool]] = {
     "alt_contradicts_image": (PASS, "badge.ok", None, False, True),  # blue.png with alt 党政机关: image wins
     "text_link": (PASS, "badge.ok", None, False, True),
     "external_writeln": (PASS, "badge.ok", None, True, True),  # same-site footer .js of writeln lines
-    "jquery_append": (UNKNOWN, "badge.needs_render", (PASS, "badge.ok"), False, True),
-    "iframe": (UNKNOWN, "badge.needs_render", (PASS, "badge.ok"), True, True),
+    # Both are settled statically: the pieces the script joins are string literals, the frame is fetched.
+    "jquery_append": (PASS, "badge.ok", None, False, True),
+    "iframe": (PASS, "badge.ok", None, True, True),
     "commented_out": (FAIL, "badge.missing", None, False, False),
     "commented_then_copy": (PASS, "badge.ok", None, False, True),
     "class_quirk": (PASS, "badge.ok", None, False, True),

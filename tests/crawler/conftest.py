@@ -33,6 +33,17 @@ def scanned_catalogue(simnet: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     yield ScannedCatalogue(ws, result, simnet.ground_truth, simnet)
 
 
+@pytest.fixture(scope="session")
+def scanned_catalogue_static(
+    simnet: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ScannedCatalogue]:
+    """The catalogue scanned without a browser (``--render never``): what only a browser could settle
+    must stay ``unknown``."""
+    ws = workspace(tmp_path_factory.mktemp("catalogue-static"), simnet)
+    result = ws.scan("--render", "never")
+    yield ScannedCatalogue(ws, result, simnet.ground_truth, simnet)
+
+
 @pytest.fixture()
 def catalogue_ws(simnet: Any, tmp_path: Path) -> Workspace:
     """A fresh database with the catalogue registry imported (not scanned)."""

@@ -65,8 +65,8 @@ def test_inspect_url_render_settles_what_only_a_browser_can(simnet: Any) -> None
             pytest.fail(message + "; CI must run the browser tests", pytrace=False)
         pytest.skip(message)
     env = dict(simnet.env(), BADGEWATCH_TIMEOUT_S="5")
-    # The footer jQuery builds from pieces joined at run time: no literal names the badge hosts.
-    site = _truth_site(simnet, "badge.jquery_append")
+    # A single-page app: its bundle builds the whole page, footer and badge, at run time.
+    site = _truth_site(simnet, "http.spa_shell")
     args = ["inspect", site["url"], "--kind", site["unit"]["kind"], "--json", "--render"]
     result = CliRunner().invoke(badgewatch.cli, args, env=env)
     assert result.exit_code == 0, result.output

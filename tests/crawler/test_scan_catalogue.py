@@ -25,6 +25,32 @@ def test_every_check_matches_ground_truth(scanned_catalogue: ScannedCatalogue) -
     assert cmp.ok, "\n" + cmp.report()
 
 
+def test_no_scenario_whose_truth_is_unknown_is_accused(scanned_catalogue: ScannedCatalogue) -> None:
+    """The worst defect: a ``fail`` where the evidence does not decide (a challenge, a notice, a stub, a
+    merged site, a protocol error …). Not one, in any check."""
+    sc = scanned_catalogue
+    engine = make_engine(sc.ws.db_url)
+    cmp = compare(engine, sc.scan_id, sc.truth, rendered=True)
+    engine.dispose()
+    unknown_truths = sum(n for (_c, exp, _g), n in cmp.confusion.items() if exp.startswith("unknown/"))
+    assert unknown_truths > 150, cmp.table()  # every non-content shape is in the catalogue
+    assert cmp.accusations() == [], "\n" + cmp.table()
+
+
+def test_without_a_browser_every_check_matches_its_static_truth(
+    scanned_catalogue_static: ScannedCatalogue,
+) -> None:
+    """``--render never``: pages only a browser can settle (script-built footers, single-page apps,
+    stubs whose target a script computes) stay unknown, with their own reason, never a fail."""
+    sc = scanned_catalogue_static
+    assert sc.scan["status"] == "finished", sc.scan
+    engine = make_engine(sc.ws.db_url)
+    cmp = compare(engine, sc.scan_id, sc.truth, rendered=False)
+    engine.dispose()
+    assert cmp.ok, "\n" + cmp.report()
+    assert cmp.accusations() == [], "\n" + cmp.table()
+
+
 def test_only_sites_the_import_refused_are_missing(scanned_catalogue: ScannedCatalogue) -> None:
     sc = scanned_catalogue
     engine = make_engine(sc.ws.db_url)

@@ -28,6 +28,14 @@ class Comparison:
     def ok(self) -> bool:
         return not self.mismatches and not self.missing
 
+    def accusations(self) -> list[tuple[str, str, str, int]]:
+        """``fail`` findings where the truth is ``unknown``: the false accusations, by check."""
+        return [
+            (check, exp, got, n)
+            for (check, exp, got), n in sorted(self.confusion.items())
+            if exp.startswith("unknown/") and got.startswith("fail/")
+        ]
+
     def table(self) -> str:
         lines = [f"{'check':10s} {'expected':28s} {'got':28s} n"]
         for (check, exp, got), n in sorted(self.confusion.items()):
