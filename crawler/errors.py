@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 
 from scrapy.exceptions import IgnoreRequest
 
@@ -33,6 +35,13 @@ class TooLargeError(Exception):
     """A body exceeded the configured maximum size."""
 
 
+class MalformedResponseError(Exception):
+    """The server's answer is not HTTP as a client can read it: a status code outside 100..599, a
+    compressed body that is cut short or corrupt (``Content-Encoding`` over bytes that are not so
+    encoded). Raised by the crawler itself; the HTTP parser's own refusals are recognised by
+    :func:`classify_exception` from what it raised."""
+
+
 class TlcpOnlyError(Exception):
     """The TLS handshake failed and the server answers in 国密 TLCP records (GM/T 0024) only."""
 
@@ -53,6 +62,8 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
         return FetchError.DNS, str(exc)
     if isinstance(exc, TlcpOnlyError):
         return FetchError.TLS_SM2, str(exc)
+    if isinstance(exc, MalformedResponseError):
+        return FetchError.PROTOCOL, text
     low = text.lower()
     if (
         isinstance(exc, TooLargeError)
@@ -70,12 +81,19 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
         return FetchError.REFUSED, text
     if isinstance(exc, (terr.TimeoutError, terr.TCPTimedOutError, TimeoutError)) or "took longer than" in low:
         return FetchError.TIMEOUT, text
-    # twisted.web (ResponseNeverReceived / ResponseFailed) and Scrapy (DownloadFailedError) wrap the
-    # real cause(s), as twisted Failures: name those, not the wrapper's repr of them.
+    # twisted.web (ResponseNeverReceived / ResponseFailed) and Scrapy (DownloadFailedError,
+    # ResponseDataLossError) wrap the real cause(s), as twisted Failures: name those, not the
+    # wrapper's repr of them.
     causes = _causes(exc)
     if causes:
         text = " ".join(f"{type(c).__name__}: {c}" for c in causes)[:300]
         low = f"{name} {text}".lower()
+    malformed = _parser_refusal(exc)
+    if malformed is not None:
+        return FetchError.PROTOCOL, f"{type(malformed).__name__}: {malformed}"[:300]
+    if _is_decoding_error(exc):
+        # Scrapy's decompression of a body whose Content-Encoding lies (not gzip, not deflate...).
+        return FetchError.PROTOCOL, text
     if _PROTOCOL.search(low):
         return FetchError.PROTOCOL, text
     if "ssl" in low or "tls" in low or "certificate" in low or "handshake" in low:
@@ -104,6 +122,74 @@ _PROTOCOL = re.compile(
     r"transferencodingerror|contentlengtherror|_wrongcontentlength|invalid chunk|chunk(?:ed)? encoding|"
     r"wrong number of parts|non-integer status|invalid status|localprotocolerror|remoteprotocolerror"
 )
+
+
+def _parser_refusal(exc: BaseException) -> BaseException | None:
+    """What twisted's HTTP client raised while parsing the answer, if that is why the request failed.
+
+    Twisted wraps every exception its response parser raises into ``ResponseFailed`` /
+    ``ResponseNeverReceived`` (and Scrapy those into ``DownloadFailedError`` / ``ResponseDataLossError``),
+    next to the connection's end: a conflicting ``Content-Length`` is a ``ValueError``, an unknown
+    ``Transfer-Encoding`` a ``KeyError``, a bad version a ``BadResponseVersion``, a broken chunk size a
+    ``_MalformedChunkedDataError``. Whatever a wrapper carries that is not the connection ending (closed,
+    lost, aborted, timed out, TLS, the body cut short) was the parser refusing the answer."""
+    from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+    for wrapper in _cause_tree(exc):
+        if not isinstance(wrapper, (ResponseFailed, ResponseNeverReceived)):
+            continue
+        for reason in getattr(wrapper, "reasons", None) or ():
+            value = getattr(reason, "value", reason)
+            if isinstance(value, BaseException) and not _connection_end(value):
+                return value
+    return None
+
+
+def _connection_end(exc: BaseException) -> bool:
+    """Whether ``exc`` is the connection ending (not a refusal of what was received)."""
+    from twisted.internet import defer
+    from twisted.internet import error as terr
+    from twisted.web import http
+
+    ended = (
+        terr.ConnectionDone,
+        terr.ConnectionLost,
+        terr.ConnectionAborted,
+        terr.ConnectError,
+        terr.TimeoutError,
+        defer.CancelledError,
+        http._DataLoss,
+        http.PotentialDataLoss,
+        TimeoutError,
+        ConnectionError,
+    )
+    if isinstance(exc, ended):
+        return True
+    name = f"{type(exc).__module__}.{type(exc).__name__}".lower()
+    return "ssl" in name or "tls" in name
+
+
+def _is_decoding_error(exc: BaseException) -> bool:
+    """A compressed body that does not decompress (raised by Scrapy's HttpCompressionMiddleware)."""
+    if isinstance(exc, (zlib.error, gzip.BadGzipFile, EOFError)):
+        return True
+    module = type(exc).__module__ or ""
+    return module.startswith(("brotli", "_brotli", "backports.zstd", "compression.zstd", "zstd"))
+
+
+def _cause_tree(exc: BaseException, depth: int = 4) -> list[BaseException]:
+    """``exc`` and the exceptions it wraps, breadth first, a few levels deep."""
+    out: list[BaseException] = [exc]
+    level = [exc]
+    for _ in range(depth):
+        nxt: list[BaseException] = []
+        for e in level:
+            for c in _causes(e):
+                if all(c is not seen for seen in out):
+                    out.append(c)
+                    nxt.append(c)
+        level = nxt
+    return out
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -7,6 +7,7 @@ from typing import Any
 from scrapy import Request
 
 from crawler.context import get_context
+from crawler.errors import MalformedResponseError
 from crawler.flow import RawResponse, headers_to_dict
 from crawler.middlewares import release_place
 from crawler.tls import TlsFallback
@@ -34,13 +35,25 @@ class ScrapyFetcher:
             url,
             dont_filter=True,
             priority=priority,
-            meta={"dont_redirect": True, "handle_httpstatus_all": True, "download_maxsize": maxsize},
+            meta={
+                "dont_redirect": True,
+                "handle_httpstatus_all": True,
+                "download_maxsize": maxsize,
+                # A body cut short (Content-Length not reached, chunked framing unterminated or broken)
+                # is a failed transfer, not the page: judged, its missing footer would be a badge
+                # "missing". Scrapy then raises instead of flagging the response "dataloss".
+                "download_fail_on_dataloss": True,
+            },
         )
         try:
             response = await self.crawler.engine.download_async(request)
         finally:
             # Normally released by the middleware already; not when the download was cancelled.
             await release_place(request)
+        if not 100 <= response.status <= 599:
+            # RFC 9110 §15: a status code outside 100..599 is invalid; twisted accepts any integer
+            # (0, -200, 20, 20000000000000000000) and a negative or two-digit "success" would be judged.
+            raise MalformedResponseError(f"invalid status code {response.status} from {response.url}"[:300])
         ip = response.ip_address
         peer = self.context.tls.peer(response.certificate)
         return RawResponse(

@@ -282,11 +282,14 @@ class Flow:
             if resp is None or page is None or not 200 <= resp.status < 300:
                 break
             landing = find_landing(page.home, resp.headers)
-            if landing is None or landing.target is None or landing.target in visited:
+            # The target as a browser takes it (spaces and raw bytes percent-encoded, like a Location);
+            # one that is still no web address is not followed by a browser either: the visitor stays.
+            target = redirect_target(resp.url, landing.target) if landing and landing.target else None
+            if landing is None or target is None or target in visited or invalid_url(target):
                 break  # content, a stub only a browser can follow, or a loop: judged as it stands
             stubs.append((resp.url, landing.kind, resp))
-            chain[-1] = replace(chain[-1], location=landing.target, via=landing.kind)
-            nxt = await self.fetch(landing.target, maxsize=self.max_body)
+            chain[-1] = replace(chain[-1], location=target, via=landing.kind)
+            nxt = await self.fetch(target, maxsize=self.max_body)
             chain.extend(nxt.chain)
             visited.update(h.url for h in nxt.chain)
             fetched = replace(nxt, url=url, chain=list(chain), elapsed=fetched.elapsed + nxt.elapsed)

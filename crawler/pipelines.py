@@ -9,6 +9,11 @@ out of the batch. In a distributed scan two workers may finish the same subject 
 while its worker stalled, then was taken by another); on PostgreSQL the writers of one scan take a
 transaction-scoped advisory lock, so the check and the insert cannot interleave. A distributed worker
 acknowledges its subjects in Redis once their transaction committed (``spider.subjects_written``).
+
+No subject's data can fail the others of its batch: text is made storable (NUL characters, which
+PostgreSQL refuses in text and JSON, and unpaired surrogates, which no database encodes), and when a
+batch is refused all the same its subjects are written one by one; a subject that still cannot be
+written is stored as ``unknown/internal_error`` with the reason, as if its procedure had raised.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from sqlalchemy.engine import Engine
 from twisted.internet import threads
 
-from crawler.checking import confirmed_at_once
+from checks.verdict import Status
+from crawler.checking import confirmed_at_once, internal_error_verdicts
+from crawler.flow import CaptureRecord, SubjectResult
 from crawler.progress import Progress
 from crawler.spiders.sites import FinalResult
 from storage.models import Capture, Finding, Scan, ScanLock
@@ -104,11 +111,16 @@ class StorePipeline:
         acknowledge = getattr(spider, "subjects_written", None)
         d = threads.deferToThread(self._write, batch, acknowledge)
 
-        def written(result: Any) -> Any:
+        def written(outcome: tuple[list[str], list[tuple[SubjectResult, SubjectResult]]]) -> Any:
+            unwritable, replaced = outcome
+            for original, stand_in in replaced:
+                self._restate(original, stand_in)
+            if unwritable:
+                self._unwritten(spider, unwritable)
             settled = getattr(spider, "subjects_settled", None)
             if settled is not None:
                 settled(subjects)
-            return result
+            return outcome
 
         def done(result: Any) -> Any:
             self._writing = None
@@ -120,24 +132,113 @@ class StorePipeline:
             # A failed write loses nothing: those subjects have no findings and a resume redoes them
             # (a distributed worker hands them back to the frontier at once).
             log.error("writing %d results failed: %s", len(batch), failure.getErrorMessage())
-            self.write_errors += len(batch)
-            unwritten = getattr(spider, "subjects_unwritten", None)
-            if unwritten is not None:
-                unwritten(subjects)
-            elif self._crawler is not None and self._crawler.stats is not None:
-                self._crawler.stats.inc_value("badgewatch/subject_errors", len(batch))
+            self._unwritten(spider, subjects)
 
         d.addCallbacks(written, failed)
         d.addBoth(done)
         self._writing = d
 
-    def _write(self, batch: list[FinalResult], acknowledge: Any) -> int:
+    def _unwritten(self, spider: Any, subjects: list[str]) -> None:
+        self.write_errors += len(subjects)
+        unwritten = getattr(spider, "subjects_unwritten", None)
+        if unwritten is not None:
+            unwritten(subjects)
+        elif self._crawler is not None and self._crawler.stats is not None:
+            self._crawler.stats.inc_value("badgewatch/subject_errors", len(subjects))
+
+    def _restate(self, original: SubjectResult, stand_in: SubjectResult) -> None:
+        """The progress counters count what is stored: the stand-in's verdicts, not the refused ones
+        (counted as :class:`crawler.progress.Progress` counts them when an item arrives)."""
+        if self.progress is None:
+            return
+        for verdicts, step in ((original.verdicts, -1), (stand_in.verdicts, 1)):
+            for v in verdicts:
+                keys = [(self.progress.by_status, str(v.status))]
+                if v.status in (Status.FAIL, Status.UNKNOWN):
+                    keys.append((self.progress.problems, v.reason))
+                for counter, key in keys:
+                    counter[key] += step
+                    if counter[key] <= 0:
+                        del counter[key]
+
+    def _write(
+        self, batch: list[FinalResult], acknowledge: Any
+    ) -> tuple[list[str], list[tuple[SubjectResult, SubjectResult]]]:
+        """Write ``batch`` (in a thread); returns the subjects that could not be written at all, and the
+        results stored as internal errors instead (with their stand-ins)."""
         assert self.db is not None
-        n = write_batch(self.db, self.scan_id, batch, self.confirm_attempts)
-        if acknowledge is not None:
-            requests = sum(int(getattr(fr.result, "requests", 0)) for fr in batch)
-            acknowledge([fr.result.subject for fr in batch], {"requests": requests, "subjects": n})
-        return n
+        replaced: list[tuple[SubjectResult, SubjectResult]] = []
+        try:
+            n = write_batch(self.db, self.scan_id, batch, self.confirm_attempts)
+            written, unwritable = [fr.result.subject for fr in batch], list[str]()
+        except Exception as exc:
+            log.warning("writing %d results failed (%s): writing them one by one", len(batch), exc)
+            n, written, unwritable = write_separately(
+                self.db, self.scan_id, batch, self.confirm_attempts, replaced
+            )
+        if acknowledge is not None and written:
+            done = set(written)
+            requests = sum(
+                int(getattr(fr.result, "requests", 0)) for fr in batch if fr.result.subject in done
+            )
+            acknowledge(written, {"requests": requests, "subjects": n})
+        return unwritable, replaced
+
+
+def write_separately(
+    db: Engine,
+    scan_id: int,
+    batch: list[FinalResult],
+    confirm_attempts: int,
+    replaced: list[tuple[SubjectResult, SubjectResult]] | None = None,
+) -> tuple[int, list[str], list[str]]:
+    """Write each subject of a refused batch in a transaction of its own; a subject refused alone is
+    written as ``unknown/internal_error`` instead (appended to ``replaced`` with its stand-in). Returns
+    (subjects written, their names, the names of those not written at all). When even the stand-in of
+    a subject is refused, the database itself is failing: the rest of the batch is left unwritten (a
+    resume redoes it) rather than tried in vain.
+    """
+    n = 0
+    written: list[str] = []
+    for k, fr in enumerate(batch):
+        subject = fr.result.subject
+        try:
+            n += write_batch(db, scan_id, [fr], confirm_attempts)
+            written.append(subject)
+            continue
+        except Exception as exc:
+            log.exception("writing the findings of %s failed", subject)
+            stand_in = FinalResult(unwritable_result(fr.result, exc), {})
+        try:
+            n += write_batch(db, scan_id, [stand_in], confirm_attempts)
+            written.append(subject)
+            if replaced is not None:
+                replaced.append((fr.result, stand_in.result))
+        except Exception:
+            log.exception("writing %s as an internal error failed too", subject)
+            return n, written, [f.result.subject for f in batch[k:]]
+    return n, written, []
+
+
+def unwritable_result(result: SubjectResult, exc: BaseException) -> SubjectResult:
+    """The stand-in of a result the database refused: every check ``unknown/internal_error`` with the
+    reason, and a capture with nothing but the address (the refused evidence is not kept)."""
+    detail = storable(f"storing the findings failed: {type(exc).__name__}: {exc}"[:500])
+    capture = CaptureRecord(
+        url=storable(result.capture.url)[:2000],
+        started=result.capture.started,
+        error=f"internal_error: {detail}",
+        attempt=result.capture.attempt,
+    )
+    return SubjectResult(
+        result.subject,
+        result.website_id,
+        result.domain_id,
+        internal_error_verdicts(result.subject, detail),
+        capture,
+        result.requests,
+        unit_id=result.unit_id,
+    )
 
 
 # Class id of the advisory locks that serialise the writers of one scan (PostgreSQL); the object id is
@@ -191,19 +292,19 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult], confirm_attempts:
                 "domain_id": r.domain_id,
                 "subject": r.subject,
                 "attempt": c.attempt,
-                "url": c.url[:2000],
-                "final_url": c.final_url[:2000],
+                "url": storable(c.url)[:2000],
+                "final_url": storable(c.final_url)[:2000],
                 "status": c.status,
                 "started": c.started,
                 "duration": c.duration,
-                "error": c.error,
-                "http_chain": c.http_chain,
-                "dns": c.dns,
+                "error": storable(c.error),
+                "http_chain": _jsonable(c.http_chain),
+                "dns": _jsonable(c.dns),
                 "body_blob": c.body_blob,
                 "headers_blob": c.headers_blob,
                 "rendered_blob": c.rendered_blob,
                 "screenshot_blob": c.screenshot_blob,
-                "subresources": c.subresources,
+                "subresources": _jsonable(c.subresources),
             }
         )
     now = utcnow()
@@ -232,8 +333,8 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult], confirm_attempts:
                     "check": v.check,
                     "status": str(v.status),
                     "reason": v.reason,
-                    "detail": v.detail,
-                    "evidence": [e.to_dict() for e in v.evidence],
+                    "detail": storable(v.detail),
+                    "evidence": _jsonable([e.to_dict() for e in v.evidence]),
                     "data": _jsonable(dict(v.data)),
                     "attempts": attempts,
                     "confirmed": confirmed,
@@ -248,11 +349,26 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult], confirm_attempts:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {storable(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, (int, float, bool)) or value is None:
         return value
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        return storable(value.decode("utf-8", "replace"))
+    return storable(str(value))
+
+
+def storable(text: str) -> str:
+    """``text`` as every database stores it: NUL (refused by PostgreSQL in text and JSON) shown as
+    U+FFFD, unpaired surrogates (which no codec writes) replaced. What a server sends ends up here:
+    header values, Location targets, error messages quoting a status line."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text

@@ -56,7 +56,7 @@ def simnet() -> None:
     "--sample",
     default="catalogue",
     show_default=True,
-    help="catalogue | baoding | generated (with --sites N) | generated:N",
+    help="catalogue | baoding | generated (with --sites N) | generated:N | hostile | hostile:N",
 )
 @click.option(
     "--spec",
@@ -65,11 +65,13 @@ def simnet() -> None:
     default=None,
     help="YAML/JSON file describing your own sites (docs/simnet.md)",
 )
-@click.option("--sites", type=int, default=None, help="generated: number of sites")
+@click.option("--sites", type=int, default=None, help="generated, hostile: number of sites")
 @click.option("--delay-ms", type=int, default=0, help="generated: latency added to every page")
 @click.option("--jitter-ms", type=int, default=0, help="generated: plus a per-site 0..N ms")
 @click.option("--failure-rate", type=float, default=None, help="generated: share of failing sites (0..1)")
-@click.option("--addresses", type=int, default=None, help="generated: loopback addresses to spread over")
+@click.option(
+    "--addresses", type=int, default=None, help="generated, hostile: loopback addresses to spread over"
+)
 @click.option("--mix", default=None, help="generated: failure weights, e.g. http.timeout=2,http.reset=1")
 @click.option(
     "--workdir",

@@ -50,6 +50,10 @@ class Action(enum.StrEnum):
     GZIP_BOMB = "gzip_bomb"  # small gzip body that inflates to ``stream_bytes``
     RAW = "raw"  # ``body`` is written as it is (status line and headers included), then the connection closes
     DYNAMIC = "dynamic"  # ``body`` with ``{nonce}`` replaced on every request (differs on each visit)
+    # ``body`` written as it is in pieces of ``stream_bytes``, one every ``delay_ms``, then the connection
+    # closes (a slow server dripping its answer).
+    DRIP = "drip"
+    STALL = "stall"  # ``body`` written as it is, then nothing more and the connection stays open
 
 
 @dataclass(slots=True)

@@ -273,6 +273,12 @@ class _Conn(asyncio.Protocol):
             t.write(route.body)
             t.close()
             self.closed = True
+        elif action is Action.DRIP:
+            self.busy = True
+            self.farm.spawn(self._drip(route))
+        elif action is Action.STALL:
+            self.busy = True  # like HANG, after a part of an answer
+            t.write(route.body)
         elif action is Action.DYNAMIC:
             self.farm.nonce += 1
             body = route.body.replace(b"{nonce}", b"%d-%x" % (self.farm.nonce, hash(self.local) & 0xFFFFFF))
@@ -347,6 +353,21 @@ class _Conn(asyncio.Protocol):
             await self._drain()
         if not self.closed:
             t.close()
+
+    async def _drip(self, route: Route) -> None:
+        """``body`` as it is, ``stream_bytes`` at a time every ``delay_ms``, then close."""
+        t = self.transport
+        assert t is not None
+        step = max(1, route.stream_bytes)
+        for start in range(0, len(route.body), step):
+            if self.closed or t.is_closing():
+                return
+            if start:
+                await asyncio.sleep(route.delay_ms / 1000)
+            t.write(route.body[start : start + step])
+        if not self.closed:
+            t.close()
+            self.closed = True
 
     async def _bomb(self, route: Route, keep: bool, head_only: bool) -> None:
         data = await self.farm.bomb(route.stream_bytes)

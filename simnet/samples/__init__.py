@@ -1,4 +1,5 @@
-"""Sample worlds: ``catalogue`` (one site per scenario), ``baoding`` (附件1 of the seed), ``generated``."""
+"""Sample worlds: ``catalogue`` (one site per scenario), ``baoding`` (附件1 of the seed), ``generated``,
+``hostile`` (servers that send malformed answers: the crawler's fuzz test)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from simnet.conac import RED_PAGE_HOST
 from simnet.model import StaticUniverse, Universe
 from simnet.output import RegistryWriter, TruthWriter, write_offices, write_xlsx
 
-SAMPLES = ("catalogue", "baoding", "generated")
+SAMPLES = ("catalogue", "baoding", "generated", "hostile")
 
 
 @dataclass
@@ -91,4 +92,9 @@ def load(name: str, workdir: Path, **options: Any) -> Sample:
 
         n = int(name.split(":", 1)[1]) if ":" in name else int(options.pop("sites", 1000))
         return build_generated(workdir, GenConfig(sites=n, **options))
-    raise ValueError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)} (generated:N)")
+    if name == "hostile" or name.startswith("hostile:"):
+        from simnet.samples.hostile import HostileConfig, load_hostile
+
+        n = int(name.split(":", 1)[1]) if ":" in name else int(options.pop("sites", 2000))
+        return load_hostile(workdir, HostileConfig(sites=n, **options))
+    raise ValueError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)} (generated:N, hostile:N)")

@@ -168,7 +168,7 @@ class GeneratedUniverse:
         if got is not None:
             self._cache.move_to_end(i)
             return got
-        b = build_index(self.cfg, i)
+        b = self.build(i)
         names = {e.name: e for e in b.dns}
         hosts: dict[str, HostSite] = {}
         for h in b.hosts:
@@ -180,6 +180,10 @@ class GeneratedUniverse:
         if len(self._cache) > CACHE:
             self._cache.popitem(last=False)
         return names, hosts
+
+    def build(self, i: int) -> Built:
+        """Everything site ``i`` contributes (a subclass serves other sites from the same machinery)."""
+        return build_index(self.cfg, i)
 
     def index_of(self, name: str) -> int | None:
         for pattern, to_index in _PATTERNS:
