@@ -59,7 +59,10 @@ DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_GRACE_S = 6 * 3600  # a night missed by less than this still runs (once) when the daemon starts
 POLL_S = 5.0  # how often the daemon looks for schedules added or removed by other processes
 STALE_RUN_S = 600  # a "running" chain whose daemon has not beaten for this long is taken over
-STAGES = ("scan", "confirm", "recheck", "reports", "notify")
+STAGES = ("scan", "second_pass", "confirm", "recheck", "reports", "notify")
+# A confirmation interval shorter than this is reached the same night: the chain waits for it and runs a
+# second pass over the pending failures; a longer one is reached by the next night's scan.
+SAME_NIGHT_H = 12.0
 
 
 class ScheduleError(RuntimeError):
@@ -561,6 +564,7 @@ class Chain:
     def _run(self) -> str:
         stages: dict[str, Callable[[], dict[str, Any]]] = {
             "scan": self.stage_scan,
+            "second_pass": self.stage_second_pass,
             "confirm": self.stage_confirm,
             "recheck": self.stage_recheck,
             "reports": self.stage_reports,
@@ -675,6 +679,33 @@ class Chain:
             if self.spec.limit is not None:
                 args += ["--limit", str(self.spec.limit)]
             args += ["--render", self.spec.render]
+        return self._scan_child(args)
+
+    def stage_second_pass(self) -> dict[str, Any]:
+        """With a confirmation interval shorter than a night, wait until the scan's first pending
+        failure is due and visit the pending subjects again (``badgewatch scan --second-pass``), so the
+        night's lists hold failures seen on two visits that far apart. Nothing to do otherwise."""
+        from storage.streaks import due_at
+
+        scan_id = self._finished_scan()
+        hours = self.cfg.confirm_interval_h
+        if hours <= 0 or hours >= SAME_NIGHT_H:
+            return {"scan_id": scan_id, "skipped": f"confirm_interval_h = {hours:g}"}
+        due = due_at(self.engine, scan_id, dt.timedelta(hours=hours))
+        if due is None:
+            return {"scan_id": scan_id, "pending": 0}
+        wait = (due - now_utc()).total_seconds()
+        if wait > 0:
+            log.info("run #%s: second pass of scan #%s at %s (in %.0f s)", self.run_id, scan_id, due, wait)
+            if self.d.stop.wait(wait):
+                raise Interrupted(f"等待第二遍巡检（{due:%H:%M} UTC）时守护进程停止")
+        detail = self._scan_child(["scan", "--json", "--second-pass", str(scan_id)])
+        return {**detail, "second_pass_of": scan_id}
+
+    def _scan_child(self, args: list[str]) -> dict[str, Any]:
+        """Run ``badgewatch <args>`` (a scan) in a child process and follow it; its summary."""
+        from storage.models import ScanStatus
+
         started = now_utc()
         proc = subprocess.Popen(
             self._badgewatch() + args,
@@ -765,10 +796,13 @@ class Chain:
         return int(sid) if sid is not None else None
 
     def stage_confirm(self) -> dict[str, Any]:
-        """Confirm failures seen again: an unconfirmed ``fail`` that the previous finished scan of the
-        same subject also failed on the same check is confirmed (consecutive scans)."""
+        """Settle which failures of the night are confirmed: seen on visits ``confirm_interval_h``
+        apart (``storage/streaks.py``; the scan did it already, this is idempotent and covers a scan
+        closed by another process)."""
+        from crawler.scanrun import confirm
+
         scan_id = self._finished_scan()
-        return confirm_consecutive(self.engine, scan_id)
+        return confirm(self.engine, scan_id, self.cfg).to_dict()
 
     def stage_recheck(self) -> dict[str, Any]:
         """Re-derive the scan's findings from its stored evidence with the current rules."""
@@ -971,40 +1005,6 @@ def _mail_center_directly(cfg: Config, spec: JobSpec, when: dt.datetime, message
             send_email(SmtpSettings.from_config(cfg), msg)
         except (DeliveryError, ValueError) as exc:
             log.error("could not tell %s that schedule %s did not run: %s", addr, spec.name, exc)
-
-
-def confirm_consecutive(engine: Engine, scan_id: int) -> dict[str, Any]:
-    """Mark an unconfirmed ``fail`` of ``scan_id`` confirmed when the latest earlier finished scan that
-    looked at the same subject also failed the same check. Returns counts."""
-    from storage.models import Finding, Scan, ScanStatus
-
-    with engine.begin() as conn:
-        pending = conn.execute(
-            sa.select(Finding.id, Finding.subject, Finding.check).where(
-                Finding.scan_id == scan_id, Finding.status == "fail", Finding.confirmed.is_(False)
-            )
-        ).all()
-        if not pending:
-            return {"scan_id": scan_id, "unconfirmed": 0, "confirmed": 0}
-        subjects = sorted({p.subject for p in pending})
-        earlier: dict[tuple[str, str], str] = {}
-        for i in range(0, len(subjects), 500):
-            rows = conn.execute(
-                sa.select(Finding.subject, Finding.check, Finding.status)
-                .join(Scan, Scan.id == Finding.scan_id)
-                .where(
-                    Finding.subject.in_(subjects[i : i + 500]),
-                    Finding.scan_id < scan_id,
-                    Scan.status == ScanStatus.FINISHED,
-                )
-                .order_by(Finding.scan_id.desc())
-            ).all()
-            for r in rows:
-                earlier.setdefault((r.subject, r.check), r.status)  # the latest earlier scan wins
-        ids = [p.id for p in pending if earlier.get((p.subject, p.check)) == "fail"]
-        for i in range(0, len(ids), 500):
-            conn.execute(sa.update(Finding).where(Finding.id.in_(ids[i : i + 500])).values(confirmed=True))
-    return {"scan_id": scan_id, "unconfirmed": len(pending) - len(ids), "confirmed": len(ids)}
 
 
 def _json_tail(text: str | None) -> dict[str, Any]:

@@ -1058,14 +1058,14 @@ def _undisplayed(page: Page, scan: Scan, needs: list[Need], failed: list[str]) -
             ),
             needs + pending,
         )
-    if page.truncated and page.rendered is None:
+    if page.incomplete and page.rendered is None:
         # The footer (where badges live) may be in the part that was not read.
-        return BadgeAnalysis(
-            _verdict(
-                Status.UNKNOWN, "badge.page_truncated", f"只读取了首页的前 {len(page.body)} 字节", tags, {}
-            ),
-            needs,
+        why = (
+            f"只读取了首页的前 {len(page.body)} 字节"
+            if page.truncated
+            else "首页标签嵌套过深，解析器未能读完整个页面"
         )
+        return BadgeAnalysis(_verdict(Status.UNKNOWN, "badge.page_truncated", why, tags, {}), needs)
     where = "渲染后的页面" if page.rendered is not None else "首页"
     # The end of the page (where footers live) shows what was read instead of a badge.
     doc = page.rendered if page.rendered is not None else page.home

@@ -213,13 +213,46 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def is_html(content_type: str, body_start: bytes) -> bool:
     """Whether a response is a web page a browser would render: by its declared type, and when the
-    type says nothing (absent, ``application/octet-stream``), by its first bytes."""
+    type says nothing (absent, ``application/octet-stream``), by its first bytes; bytes that are
+    plainly not text (an image, an archive, random bytes) are no page whatever the declared type."""
     ctype = content_type.split(";", 1)[0].strip().lower()
+    if _binary(body_start):
+        return False
     if "html" in ctype or "xml" in ctype:
         return True
     if ctype and ctype not in ("application/octet-stream", "unknown/unknown", "application/unknown"):
         return False  # an image, a PDF, an archive, JSON, plain text: a browser does not render markup
     return _looks_like_markup(body_start) or not body_start.strip()
+
+
+_MAGIC = (
+    b"\x89PNG",
+    b"GIF8",
+    b"\xff\xd8\xff",
+    b"PK\x03\x04",
+    b"%PDF",
+    b"\x1f\x8b",
+    b"BM",
+    b"RIFF",
+    b"\x00\x00\x01\x00",
+)
+_CONTROL = frozenset(range(0, 9)) | frozenset(range(14, 32))
+
+
+def _binary(start: bytes) -> bool:
+    """Whether the first bytes are not text: a known file signature, or control bytes no text in any
+    encoding carries (UTF-16 text, with its NUL halves, is text)."""
+    head = start[:1024]
+    if not head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    if head.startswith(_MAGIC):
+        return True
+    if head.count(0) * 4 >= len(head) and (
+        head[1::2].count(0) * 3 >= len(head) // 2 or head[0::2].count(0) * 3 >= len(head) // 2
+    ):
+        return False  # UTF-16 without a BOM: every other byte is NUL
+    controls = sum(1 for b in head if b in _CONTROL)
+    return controls > max(2, len(head) // 50)
 
 
 def _looks_like_markup(start: bytes) -> bool:

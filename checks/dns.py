@@ -219,7 +219,17 @@ def same_page(title: str, links: Iterable[str], other_title: str, other_links: I
 
 # Pages that hide what a name serves (see checks.content): the use of the domain stays undecided.
 _NOT_SERVED = frozenset(
-    {"http.challenge", "http.blocked", "http.rate_limited", "http.maintenance", "http.landing_unresolved"}
+    {
+        "http.challenge",
+        "http.blocked",
+        "http.rate_limited",
+        "http.maintenance",
+        "http.landing_unresolved",
+        "http.empty",  # an answer with nothing in it: a misbehaving server as much as an unused name
+        "http.not_html",
+        "http.bad_redirect",
+        "http.protocol_error",
+    }
 )
 
 
@@ -337,6 +347,9 @@ def classify_usage(
     if host and own and _host_in(host, own) and _bare(host) != me:
         return out("usage.own_site", f"跳转到本单位网站 {final}")
     err = (obs.error or "").lower()
+    if err and obs.redirects:
+        # The domain answered with a redirect; where it leads failed: that says nothing of its use.
+        return out("usage.unreachable", f"跳转后的网页无法访问：{obs.error}")
     if err:
         # A refused connection means no web server on that address: the domain is not used for the
         # web. Not so for the registered site's own host: there it is the site being down, which the
@@ -347,7 +360,7 @@ def classify_usage(
     status = obs.status or 0
     # An error status says as little as the http check's 4xx/5xx (http.client_error is unknown too):
     # a firewall, a missing index page or a broken server, not whether the domain is in use.
-    if not (200 <= status < 400):
+    if not (200 <= status < 300):  # an error, or a redirect status without a Location to follow
         return out("usage.unreachable", f"网站返回 HTTP {status}" if status else "没有收到网页")
     landing_on_site = obs.page_state == "http.landing_unresolved" and me == site_host
     if not landing_on_site and (obs.page_state in _NOT_SERVED or (obs.page_state and me == site_host)):

@@ -155,8 +155,9 @@ def classify_http(outcome: FetchOutcome, doc: Document | None = None) -> Verdict
     if status is None:
         return _verdict("http.error", Status.UNKNOWN, "no response", outcome, chain)
     if 300 <= status < 400:
-        # A redirect that was not followed: a missing/invalid Location or too many hops.
-        return _verdict("http.redirect_loop", Status.UNKNOWN, f"HTTP {status} not followed", outcome, chain)
+        # A redirect status without a Location to follow (the flow follows those it can): a browser is
+        # left on an empty answer.
+        return _verdict("http.bad_redirect", Status.UNKNOWN, f"HTTP {status}，没有跳转地址", outcome, chain)
     ctype = next((v for k, v in outcome.headers.items() if k.lower() == "content-type"), "")
     head = outcome.body_head or outcome.text_head[:1024].encode("utf-8", "replace")
     if status < 300 and not is_html(ctype, head):

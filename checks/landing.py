@@ -40,8 +40,11 @@ class Landing:
     evidence: str
 
 
+# HTML's declarative refresh: a delay (digits, or a fraction) is required; then an optional separator,
+# optional "url=", the address with or without quotes. A value without a delay refreshes nothing.
 _REFRESH = re.compile(
-    r"""^\s*(?P<delay>\d+(?:\.\d*)?)?\s*(?:[;,]\s*)?(?:url\s*=\s*)?(?P<q>['"]?)(?P<url>[^'"]*)(?P=q)\s*;?\s*$""",
+    r"""^\s*(?P<delay>\d+(?:\.\d*)?|\.\d+)[\d.]*\s*(?:[;,]\s*)?(?:url\s*=\s*)?"""
+    r"""(?P<q>['"]?)(?P<url>[^'"]*)(?P=q)\s*;?\s*$""",
     re.I,
 )
 
@@ -123,7 +126,7 @@ def parse_refresh(value: str) -> tuple[float, str] | None:
     if m is None or not m.group("url").strip():
         return None
     try:
-        delay = float(m.group("delay") or 0)
+        delay = float(m.group("delay"))
     except ValueError:
         delay = 0.0
     return delay, m.group("url").strip()

@@ -150,7 +150,9 @@ _LOOKUP = etree.ElementDefaultClassLookup(
 def _parser() -> etree.HTMLParser:
     parser: etree.HTMLParser | None = getattr(_LOCAL, "parser", None)
     if parser is None:
-        parser = etree.HTMLParser(recover=True, huge_tree=False, remove_blank_text=False)
+        # huge_tree: libxml2 otherwise stops at nesting depth 256 and drops the rest of the page (the
+        # footer) where browsers read on; broken CMS markup with unclosed tags nests that deep.
+        parser = etree.HTMLParser(recover=True, huge_tree=True, remove_blank_text=False)
         parser.set_element_class_lookup(_LOOKUP)
         _LOCAL.parser = parser
     return parser
@@ -161,7 +163,7 @@ def _utf8_parser() -> etree.HTMLParser:
     if parser is None:
         # The same parser as _parser(), reading bytes known to be UTF-8 (a <meta charset> is ignored,
         # as it is for str input).
-        parser = etree.HTMLParser(recover=True, huge_tree=False, remove_blank_text=False, encoding="utf-8")
+        parser = etree.HTMLParser(recover=True, huge_tree=True, remove_blank_text=False, encoding="utf-8")
         parser.set_element_class_lookup(_LOOKUP)
         _LOCAL.utf8_parser = parser
     return parser
@@ -172,7 +174,20 @@ def _empty() -> etree._Element:
 
 
 def parse_html(text: str, utf8: bytes | None = None) -> etree._Element:
-    """An lxml.html tree for any text: empty or unparsable input yields an empty ``<html>``.
+    """An lxml.html tree for any text (see :func:`parse_html_checked`)."""
+    return parse_html_checked(text, utf8)[0]
+
+
+def _cut_short(parser: etree.HTMLParser) -> bool:
+    """Whether libxml2 gave up before the end of the document (nesting deeper than it reads: 2048)."""
+    log = parser.error_log
+    return any("Excessive depth" in e.message for e in list(log)[-3:]) if len(log) else False
+
+
+def parse_html_checked(text: str, utf8: bytes | None = None) -> tuple[etree._Element, bool]:
+    """An lxml.html tree for any text, and whether the parser stopped before the end of the document
+    (then the tree lacks the rest: a check must not call anything missing). Empty or unparsable input
+    yields an empty ``<html>``.
 
     Elements are :class:`lxml.html.HtmlElement` (``text_content()`` and the rest of the lxml.html API).
     ``utf8``, when given, is the UTF-8 encoding of ``text``: libxml2 reads it as it is, where a str has
@@ -182,21 +197,23 @@ def parse_html(text: str, utf8: bytes | None = None) -> etree._Element:
     declared = _XML_DECL.match(text)
     cleaned = text if declared is None else text[declared.end() :]
     if not cleaned or cleaned.isspace():
-        return _empty()
+        return _empty(), False
     if utf8 is not None and declared is None:
+        parser = _utf8_parser()
         try:
-            root = etree.fromstring(utf8, _utf8_parser())
+            root = etree.fromstring(utf8, parser)
         except (etree.ParserError, etree.XMLSyntaxError, ValueError):
             root = None
         if root is not None:
-            return root
+            return root, _cut_short(parser)
+    parser = _parser()
     try:
-        root = etree.fromstring(cleaned, _parser())
+        root = etree.fromstring(cleaned, parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
-        return _empty()
+        return _empty(), False
     if root is None:
-        return _empty()
-    return root
+        return _empty(), False
+    return root, _cut_short(parser)
 
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
@@ -216,6 +233,8 @@ class Document:
     #: What the checks derived from this document (contexts, script lists …), kept with it so it is
     #: freed with it; never holds a reference back to the document (no cycles: freed at once).
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The parser stopped before the end (see :func:`parse_html_checked`); known once ``tree`` is built.
+    cut: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def from_bytes(cls, url: str, body: bytes, content_type: str = "") -> Document:
@@ -226,7 +245,7 @@ class Document:
     def tree(self) -> etree._Element:
         """The parsed tree, built on first use and then shared by every check."""
         if self._tree is None:
-            self._tree = parse_html(self.text, self.utf8)
+            self._tree, self.cut = parse_html_checked(self.text, self.utf8)
         return self._tree
 
     @property
@@ -284,6 +303,12 @@ class Page:
     def home(self) -> Document:
         ctype = next((v for k, v in self.headers.items() if k.lower() == "content-type"), "")
         return Document.from_bytes(self.url, self.body, ctype)
+
+    @property
+    def incomplete(self) -> bool:
+        """Not all of the home page could be read: cut at the size limit, or nested deeper than the
+        parser reads. What is not there may be in the part not read."""
+        return self.truncated or (self.home.tree is not None and self.home.cut)
 
     def have(self, need: Need) -> bool:
         """Whether the sub-resource ``need`` asks for is present in this capture."""

@@ -70,7 +70,7 @@ _Collected = tuple[list[_Seen], Search]
 def _collect(page: Page) -> _Collected:
     # The check and its needs function read the same page one after the other: collect once per page
     # and capture state (kept in ``page.memo``, freed with the page).
-    state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated)
+    state = (id(page.rendered), len(page.frames), len(page.scripts), page.incomplete)
     hit: tuple[tuple[object, ...], _Collected] | None = page.memo.get("site_code")
     if hit is not None and hit[0] == state:
         return hit[1]

@@ -1177,7 +1177,7 @@ def search_page(
     (and ``read_scripts``), in the markup its scripts write. Cached per page and capture state: a check
     and its needs function share one search (``pattern`` and ``triggers`` are module constants)."""
     key = ("search", pattern, triggers if isinstance(triggers, tuple) else tuple(triggers), read_scripts)
-    state = (id(page.rendered), len(page.frames), len(page.scripts), page.truncated, len(page.failed))
+    state = (id(page.rendered), len(page.frames), len(page.scripts), page.incomplete, len(page.failed))
     hit: tuple[tuple[object, ...], Search] | None = page.memo.get(key)
     if hit is not None and hit[0] == state:
         return hit[1]
@@ -1212,7 +1212,7 @@ def _search(page: Page, pattern: re.Pattern[str], triggers: Sequence[str], read_
         dynamic.extend(foreign_scripts(page))
         includes = tuple(u for u in find_includes(page.home) if u not in page.frames)
     return Search(
-        tuple(found), unread, tuple(dynamic), page.rendered is not None, cut, page.truncated, includes
+        tuple(found), unread, tuple(dynamic), page.rendered is not None, cut, page.incomplete, includes
     )
 
 
@@ -1238,7 +1238,7 @@ def missing_verdict(check: str, page: Page, search: Search, data: dict[str, Any]
     """
     issues = [f"{check}.unconfirmed"]
     if search.truncated or search.cut:
-        why = "首页内容超过巡检上限被截断，页脚可能未读到" if search.truncated else (
+        why = "首页内容未能完整读取（超过巡检上限或标签嵌套过深），页脚可能未读到" if search.truncated else (
             "页面中相关字样过多，只读取了开头和结尾部分，未找到")  # fmt: skip
         return Verdict(check, Status.UNKNOWN, f"{check}.unconfirmed", why, (), dict(data, issues=issues))
     if not search.rendered and (search.unread_scripts or search.dynamic_scripts or search.unread_includes):

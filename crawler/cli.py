@@ -32,6 +32,14 @@ def _config(ctx: click.Context) -> Config:
     help="浏览器渲染：auto（仅静态无法判定时）、never、always",
 )
 @click.option("--resume", "resume", type=int, default=None, metavar="SCAN_ID", help="续扫被中断的巡检")
+@click.option(
+    "--second-pass",
+    "second_pass",
+    type=int,
+    default=None,
+    metavar="SCAN_ID",
+    help="第二遍巡检：再次访问该次巡检中尚待确认的问题（确认间隔见 confirm_interval_h）",
+)
 @click.option("--json", "as_json", is_flag=True, help="结束时以 JSON 输出汇总")
 @click.option(
     "--distributed",
@@ -49,6 +57,7 @@ def scan(
     concurrency: int | None,
     render: str | None,
     resume: int | None,
+    second_pass: int | None,
     as_json: bool,
     distributed: bool,
     no_wait: bool,
@@ -60,6 +69,8 @@ def scan(
     config = _config(ctx)
     if no_wait and not distributed:
         raise click.ClickException("--no-wait 只能与 --distributed 一起使用")
+    if second_pass is not None and (distributed or resume is not None or office or limit is not None):
+        raise click.ClickException("--second-pass 只能单独使用（范围取自该次巡检）")
     try:
         if distributed:
             from crawler.distributed_run import start_distributed_scan
@@ -73,7 +84,13 @@ def scan(
             )
         else:
             summary = run_scan(
-                config, office=office, limit=limit, concurrency=concurrency, render=render, resume=resume
+                config,
+                office=office,
+                limit=limit,
+                concurrency=concurrency,
+                render=render,
+                resume=resume,
+                second_pass=second_pass,
             )
     except (ScanError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -105,8 +122,18 @@ def scan(
             f"用时 {c.get('elapsed_s', 0)} 秒，{c.get('subjects_per_s', 0)} 个/秒，"
             f"请求 {c.get('requests', 0)} 次，渲染 {c.get('renders', 0)} 页"
         )
+        if "second_pass" in c:
+            click.echo(f"  第二遍巡检：再次访问 {c['second_pass'].get('subjects', 0)} 个尚待确认的对象")
         by_status = c.get("by_status", {})
         click.echo("  结论：" + "，".join(f"{k} {v}" for k, v in sorted(by_status.items())))
+        confirmation = c.get("confirmation")
+        if confirmation:
+            hours = f"{config.confirm_interval_h:g}"
+            failures, confirmed, pending = (confirmation[k] for k in ("failures", "confirmed", "pending"))
+            click.echo(
+                f"  问题确认：不合规 {failures} 项，其中已确认 {confirmed} 项、待确认 {pending} 项"
+                f"（首次发现的问题需间隔 {hours} 小时再次发现才列入不合规清单）"
+            )
         problems = c.get("problems", {})
         if problems:
             click.echo("  问题（按原因）：")

@@ -29,6 +29,7 @@ from crawler.scanrun import (
     DISTRIBUTED_HOLDER,
     ScanError,
     apply_retention,
+    confirm,
     crawler_process,
     open_scan,
     subjects_done,
@@ -189,6 +190,10 @@ def close_distributed(db: Engine, frontier: Frontier, config: Config) -> tuple[s
         return _status(db, scan_id), _counters_of(db, scan_id)
     log.info("scan %d closed: %s", scan_id, status)
     if status == ScanStatus.FINISHED:
+        summary = confirm(db, scan_id, config).to_dict()
+        counters["confirmation"] = summary
+        with db.begin() as conn:
+            conn.execute(sa.update(Scan).where(Scan.id == scan_id).values(counters=counters))
         apply_retention(db, config)
     return str(status), counters
 

@@ -47,7 +47,6 @@ class StorePipeline:
         self.last_flush = time.monotonic()
         self.db: Engine | None = None
         self.scan_id = 0
-        self.confirm_attempts = 1
         self.progress: Progress | None = None
         self._loop: Any = None
         self._crawler: Any = None
@@ -58,7 +57,6 @@ class StorePipeline:
         spider = spider or self._spider
         self.db = spider.db
         self.scan_id = spider.scan_id
-        self.confirm_attempts = spider.confirm_attempts
         self.progress = getattr(spider, "progress", None)
         from twisted.internet import task
 
@@ -169,13 +167,11 @@ class StorePipeline:
         assert self.db is not None
         replaced: list[tuple[SubjectResult, SubjectResult]] = []
         try:
-            n = write_batch(self.db, self.scan_id, batch, self.confirm_attempts)
+            n = write_batch(self.db, self.scan_id, batch)
             written, unwritable = [fr.result.subject for fr in batch], list[str]()
         except Exception as exc:
             log.warning("writing %d results failed (%s): writing them one by one", len(batch), exc)
-            n, written, unwritable = write_separately(
-                self.db, self.scan_id, batch, self.confirm_attempts, replaced
-            )
+            n, written, unwritable = write_separately(self.db, self.scan_id, batch, replaced)
         if acknowledge is not None and written:
             done = set(written)
             requests = sum(
@@ -189,7 +185,6 @@ def write_separately(
     db: Engine,
     scan_id: int,
     batch: list[FinalResult],
-    confirm_attempts: int,
     replaced: list[tuple[SubjectResult, SubjectResult]] | None = None,
 ) -> tuple[int, list[str], list[str]]:
     """Write each subject of a refused batch in a transaction of its own; a subject refused alone is
@@ -203,14 +198,14 @@ def write_separately(
     for k, fr in enumerate(batch):
         subject = fr.result.subject
         try:
-            n += write_batch(db, scan_id, [fr], confirm_attempts)
+            n += write_batch(db, scan_id, [fr])
             written.append(subject)
             continue
         except Exception as exc:
             log.exception("writing the findings of %s failed", subject)
             stand_in = FinalResult(unwritable_result(fr.result, exc), {})
         try:
-            n += write_batch(db, scan_id, [stand_in], confirm_attempts)
+            n += write_batch(db, scan_id, [stand_in])
             written.append(subject)
             if replaced is not None:
                 replaced.append((fr.result, stand_in.result))
@@ -246,7 +241,7 @@ def unwritable_result(result: SubjectResult, exc: BaseException) -> SubjectResul
 ADVISORY_LOCK_CLASS = 0x6277  # "bw"
 
 
-def write_batch(db: Engine, scan_id: int, batch: list[FinalResult], confirm_attempts: int) -> int:
+def write_batch(db: Engine, scan_id: int, batch: list[FinalResult]) -> int:
     """Write captures and findings of ``batch`` in one transaction; beat the scan's heartbeat.
 
     Subjects that already have findings in the scan are skipped (idempotent per (scan, subject));
@@ -270,7 +265,7 @@ def write_batch(db: Engine, scan_id: int, batch: list[FinalResult], confirm_atte
             seen.add(subject)
             fresh.append(fr)
         if fresh:
-            _insert(conn, scan_id, fresh, confirm_attempts)
+            _insert(conn, scan_id, fresh)
         now = utcnow()
         conn.execute(sa.update(Scan).where(Scan.id == scan_id).values(heartbeat_at=now))
         conn.execute(sa.update(ScanLock).where(ScanLock.scan_id == scan_id).values(heartbeat_at=now))
@@ -279,7 +274,7 @@ def write_batch(db: Engine, scan_id: int, batch: list[FinalResult], confirm_atte
     return len(fresh)
 
 
-def _insert(conn: Any, scan_id: int, batch: list[FinalResult], confirm_attempts: int) -> None:
+def _insert(conn: Any, scan_id: int, batch: list[FinalResult]) -> None:
     cap_rows = []
     # Unit-level results are decided from the registry (no visit): their findings carry no capture.
     captured = [fr for fr in batch if fr.result.unit_id is None]
@@ -322,7 +317,8 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult], confirm_attempts:
         cap_id = capture_of.get(id(fr))
         for v in r.verdicts:
             attempts = fr.agreed.get(v.check, 1)
-            confirmed = confirmed_at_once(v) or attempts >= confirm_attempts
+            # Network-observed failures are settled when the scan is done (storage/streaks.py).
+            confirmed = confirmed_at_once(v)
             rows.append(
                 {
                     "scan_id": scan_id,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from crawler.jobs import Scope, count_subjects, expand_offices, lock_names
 from storage.config import Config
 from storage.models import Finding, Scan, ScanLock, ScanStatus
+from storage.streaks import ConfirmSummary, confirm_scan, pending_subjects
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -97,19 +98,22 @@ def open_scan(
     render: str = "auto",
     resume: int | None = None,
     holder: str | None = None,
+    again: bool = False,
 ) -> int:
     """Create a scan (or take up ``resume``) and take its locks; returns the scan id.
 
     ``holder`` names who holds the locks (default: this process; a distributed scan's are held by
-    its workers, :data:`DISTRIBUTED_HOLDER`)."""
+    its workers, :data:`DISTRIBUTED_HOLDER`). ``again`` takes up a finished scan for its second pass."""
     try:
         with db.begin() as conn:
             if resume is not None:
                 row = conn.execute(sa.select(Scan.status, Scan.scope).where(Scan.id == resume)).first()
                 if row is None:
                     raise ScanError(f"巡检 #{resume} 不存在")
-                if row.status == ScanStatus.FINISHED:
+                if row.status == ScanStatus.FINISHED and not again:
                     raise ScanError(f"巡检 #{resume} 已完成，无需续扫")
+                if row.status != ScanStatus.FINISHED and again:
+                    raise ScanError(f"巡检 #{resume} 尚未完成，先续扫（--resume {resume}）再做第二遍")
                 scan_id = resume
                 scope = Scope.from_json(row.scope or {})
                 conn.execute(
@@ -199,10 +203,15 @@ def run_scan(
     concurrency: int | None = None,
     render: str | None = None,
     resume: int | None = None,
+    second_pass: int | None = None,
     stream: TextIO | None = None,
     settings_overrides: dict[str, Any] | None = None,
 ) -> ScanSummary:
-    """Run one scan in this process (Scrapy's reactor: once per process)."""
+    """Run one scan in this process (Scrapy's reactor: once per process).
+
+    ``second_pass`` visits again the subjects of that finished scan whose failures are not confirmed
+    yet (confirmation over time, ``storage/streaks.py``): their findings are replaced by the new visit's
+    and the scan's failures are confirmed once more."""
     from crawler.progress import Progress
     from crawler.spiders.sites import SitesSpider
     from storage.db import make_engine
@@ -213,6 +222,14 @@ def run_scan(
     if render_mode not in ("auto", "never", "always"):
         raise ScanError(f"--render 只能是 auto、never 或 always，而不是 {render_mode!r}")
     db = make_engine(config.database_url)
+    earlier: dict[str, Any] = {}
+    if second_pass is not None:
+        pending = prepare_second_pass(db, second_pass)
+        if pending is None:
+            db.dispose()
+            return ScanSummary(second_pass, str(ScanStatus.FINISHED), {"second_pass": {"subjects": 0}})
+        earlier = pending
+        resume = second_pass
     if resume is None:
         with Session(db) as s:
             try:
@@ -220,7 +237,14 @@ def run_scan(
             except LookupError as exc:
                 raise ScanError(str(exc)) from exc
         scope = Scope(offices, limit)
-    scan_id = open_scan(db, scope if resume is None else Scope(), config, render=render_mode, resume=resume)
+    scan_id = open_scan(
+        db,
+        scope if resume is None else Scope(),
+        config,
+        render=render_mode,
+        resume=resume,
+        again=second_pass is not None,
+    )
     with db.connect() as conn:
         raw_scope = conn.execute(sa.select(Scan.scope).where(Scan.id == scan_id)).scalar_one() or {}
     scope = Scope.from_json(raw_scope)
@@ -255,11 +279,43 @@ def run_scan(
         if errors and status == ScanStatus.FINISHED:
             status = ScanStatus.INTERRUPTED
             error = f"{errors} 个对象处理出错，可用 --resume {scan_id} 重试"
+        if earlier:  # a second pass: the night's figures stay, the pass is added to them
+            counters = {**earlier["counters"], "second_pass": {**counters, "subjects": earlier["subjects"]}}
+        if status == ScanStatus.FINISHED:
+            counters["confirmation"] = confirm(db, scan_id, config).to_dict()
         close_scan(db, scan_id, str(status), counters, error)
         if status == ScanStatus.FINISHED:
             apply_retention(db, config)
         db.dispose()
     return ScanSummary(scan_id, str(status), counters)
+
+
+def confirm(db: Engine, scan_id: int, config: Config) -> ConfirmSummary:
+    """Settle which failures of a finished scan are confirmed (``confirm_interval_h`` apart)."""
+    interval = timedelta(hours=max(0.0, config.confirm_interval_h))
+    return confirm_scan(db, scan_id, interval, max(1, int(config.confirm_attempts)))
+
+
+def prepare_second_pass(db: Engine, scan_id: int) -> dict[str, Any] | None:
+    """Clear the findings of the subjects of ``scan_id`` with unconfirmed failures so that resuming the
+    scan visits them again; ``{"subjects", "counters"}`` (None when nothing is pending). Their captures
+    stay: the first visit's evidence is kept beside the second's."""
+    with db.begin() as conn:
+        row = conn.execute(sa.select(Scan.status, Scan.counters).where(Scan.id == scan_id)).first()
+        if row is None:
+            raise ScanError(f"巡检 #{scan_id} 不存在")
+        if row.status != ScanStatus.FINISHED:
+            raise ScanError(f"巡检 #{scan_id} 尚未完成，先续扫（--resume {scan_id}）再做第二遍")
+    subjects = pending_subjects(db, scan_id)
+    if not subjects:
+        return None
+    with db.begin() as conn:
+        for i in range(0, len(subjects), 500):
+            batch = subjects[i : i + 500]
+            conn.execute(sa.delete(Finding).where(Finding.scan_id == scan_id, Finding.subject.in_(batch)))
+    counters = dict(row.counters or {})
+    counters.pop("confirmation", None)
+    return {"subjects": len(subjects), "counters": counters}
 
 
 def apply_retention(db: Engine, config: Config) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.coverage import SCAN_COLUMNS, CoverageRow, CoverageTable
-from reports.noncompliance import NoncomplianceReport, OfficeList, summary_line
+from reports.noncompliance import NoncomplianceReport, OfficeList, seen, summary_line
 from reports.tabular import Chart, Column, Document, Kind, Sheet
 
 _SEED_KINDS = (Kind.INT, Kind.INT, Kind.PCT, Kind.INT, Kind.INT, Kind.INT)
@@ -92,6 +92,8 @@ _NC_COLUMNS = [
     Column("问题", Kind.TEXT, 44),
     Column("整改建议", Kind.TEXT, 36),
     Column("详情", Kind.TEXT, 30),
+    Column("首次发现", Kind.TEXT, 17),
+    Column("连续发现", Kind.TEXT, 9),
     Column("证据编号", Kind.LINK, 14),
 ]
 
@@ -127,6 +129,7 @@ def _nc_sheet(ol: OfficeList, scan_id: int) -> Sheet:
                     p.message,
                     p.advice,
                     r.detail,
+                    *(seen(p) if label == "不合规" else ("", "")),
                     p.evidence_id,
                 ]
             )

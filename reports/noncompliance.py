@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from checks.reasons import UnknownReasonError, describe
@@ -43,6 +44,8 @@ class FindingRecord:
     site_url: str = ""
     domain: str = ""
     capture_id: int | None = None
+    first_seen_at: datetime | None = None  # the first visit of the failing streak (首次发现)
+    visits: int = 1  # visits of the streak (连续 N 次)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -88,6 +91,8 @@ class Problem:
             "evidence_url": self.evidence_url,
             "change": self.change,
             "checks": list(self.checks or (r.check,)),
+            "first_seen_at": r.first_seen_at.isoformat() if r.first_seen_at else None,
+            "visits": r.visits,
         }
 
 
@@ -245,6 +250,20 @@ def _merge_unverified(problems: list[Problem]) -> list[Problem]:
             )
         )
     return out
+
+
+BEIJING = timezone(timedelta(hours=8), "北京时间")
+
+
+def beijing(at: datetime | None) -> str:
+    """A time as officials read it: Beijing time, to the minute ("" when unknown)."""
+    return at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M") if at is not None else ""
+
+
+def seen(p: Problem) -> tuple[str, str]:
+    """(首次发现, 连续发现) of a failure: when its streak began, and on how many visits it was seen."""
+    r = p.record
+    return beijing(r.first_seen_at), f"连续{r.visits}次" if r.first_seen_at else ""
 
 
 def summary_line(ol: OfficeList) -> str:

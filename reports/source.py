@@ -387,6 +387,8 @@ def _record(
         site_url=site_url,
         domain=domain,
         capture_id=f.capture_id,
+        first_seen_at=f.first_seen_at,
+        visits=f.visits,
     )
 
 

@@ -51,8 +51,13 @@ class Config:
     max_body_bytes: int = 5 * 1024 * 1024
     max_subresources: int = 8
     confirm_attempts: int = 2
-    # Seconds before a failure is tried again in the same scan (confirmation).
+    # Seconds before a failure is tried again in the same scan (the quick retry: it separates transient
+    # failures from stable ones and counts as one visit).
     confirm_delay_s: float = 2.0
+    # Hours that must lie between the first and the last of the visits a failure was seen on before it
+    # is confirmed (listed, notified, counted in annual fields). 20: the next night's scan confirms; 4:
+    # a second pass later the same night (the scheduler runs it); 0: the quick retry confirms at once.
+    confirm_interval_h: float = 20.0
     render: str = "auto"
     chromium_path: str = "/usr/bin/chromium"
     # Hosts of CONAC's hosted "red pages" (网络红页): not confirmed from public material, so configurable.

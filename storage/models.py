@@ -342,14 +342,33 @@ class Finding(Base):
     evidence: Mapped[list[Any]] = mapped_column(default=list)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(default=1)
-    # A failure is listed for an office only once confirmed (retry and/or consecutive scans).
+    # A failure is listed for an office only once confirmed: seen on visits ``confirm_interval_h``
+    # apart (storage/streaks.py). ``first_seen_at`` and ``visits`` are its streak (首次发现, 连续 N 次).
     confirmed: Mapped[bool] = mapped_column(default=False)
+    first_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    visits: Mapped[int] = mapped_column(default=1)
     capture_id: Mapped[int | None] = mapped_column(sa.ForeignKey("capture.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     scan: Mapped[Scan] = relationship(back_populates="findings")
     capture: Mapped[Capture | None] = relationship()
+
+
+class FindingStreak(Base):
+    """The consecutive visits on which one check of one subject failed, since it last passed
+    (``storage/streaks.py``): what confirmation over time is decided on. One row per (subject, check)."""
+
+    __tablename__ = "finding_streak"
+
+    subject: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    check: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(8))  # the last decided status: pass, warn or fail
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    visits: Mapped[int] = mapped_column(default=1)
+    last_visit: Mapped[str] = mapped_column(sa.String(60), default="")  # "<scan id>:<capture id>"
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 # --- annual reports, notifications, users --------------------------------------------------------

@@ -134,7 +134,7 @@ def observe(sim: SimNet, resolver: dns.resolver.Resolver, domain: str, qname: st
         return UsageObservation(domain, dns=dns_result)
     got = fetch(sim, resolver, f"http://{qname}/")
     if "error" in got:
-        return UsageObservation(domain, got["url"], None, got["error"], redirects=tuple(got["chain"]),
+        return UsageObservation(domain, got["url"], None, got["error"], redirects=tuple(got["chain"][1:]),
                                 dns=dns_result)  # fmt: skip
     body: bytes = got["body"]
     title, text = "", ""
@@ -144,7 +144,7 @@ def observe(sim: SimNet, resolver: dns.resolver.Resolver, domain: str, qname: st
         text = " ".join(tree.text_content().split())[:500]
     return UsageObservation(
         domain, got["url"], got["status"], None, title, text, hashlib.sha256(body).hexdigest(), len(body),
-        tuple(got["chain"]), dns_result,
+        tuple(got["chain"][1:]), dns_result,
     )  # fmt: skip
 
 

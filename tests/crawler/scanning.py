@@ -27,6 +27,8 @@ TEST_ENV = {
     "BADGEWATCH_DNS_TIMEOUT_S": "5",
     "BADGEWATCH_MAX_BODY_BYTES": str(1024 * 1024),
     "BADGEWATCH_CONCURRENCY": "64",
+    # One scan per test: the quick retry confirms (tests of confirmation over time set their own).
+    "BADGEWATCH_CONFIRM_INTERVAL_H": "0",
 }
 
 

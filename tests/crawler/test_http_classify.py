@@ -42,7 +42,7 @@ def test_network_errors_are_unknown_with_their_reason(error: FetchError, reason:
         (410, "http.client_error", Status.UNKNOWN),
         (500, "http.server_error", Status.UNKNOWN),
         (502, "http.server_error", Status.UNKNOWN),
-        (302, "http.redirect_loop", Status.UNKNOWN),
+        (302, "http.bad_redirect", Status.UNKNOWN),  # a redirect without a Location to follow
     ],
 )
 def test_statuses(status: int, reason: str, expected: Status) -> None:

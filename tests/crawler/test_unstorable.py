@@ -57,7 +57,7 @@ def test_text_a_server_sent_is_stored_whatever_it_holds(scan_db: tuple[Any, int]
     targets and error messages quoting a status line carry them."""
     engine, scan_id = scan_db
     odd = "HTTP/1.1 200 \x00成功 \udcff"
-    assert write_batch(engine, scan_id, [_result("domain:1", f"http://a.gov.cn/{odd}", detail=odd)], 2) == 1
+    assert write_batch(engine, scan_id, [_result("domain:1", f"http://a.gov.cn/{odd}", detail=odd)]) == 1
     with engine.connect() as conn:
         detail = (
             conn.execute(sa.select(Finding.detail).where(Finding.subject == "domain:1")).scalars().first()
@@ -75,7 +75,7 @@ def test_one_unstorable_subject_does_not_fail_its_batch(scan_db: tuple[Any, int]
     batch = [_result(f"domain:{n}", f"http://d{n}.gov.cn/") for n in range(5)]
     batch[2] = _result("domain:2", "http://d2.gov.cn/", status=20_000_000_000_000_000_000)
     with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
-        write_batch(engine, scan_id, batch, 2)
+        write_batch(engine, scan_id, batch)
     # As the pipeline does it: the batch is refused, its subjects are written one by one, and the
     # scan's counters count what was stored.
     pipe = StorePipeline()
@@ -90,7 +90,7 @@ def test_one_unstorable_subject_does_not_fail_its_batch(scan_db: tuple[Any, int]
     summary = pipe.progress.summary()
     assert summary["by_status"] == {"unknown": 15}
     assert summary["problems"] == {"http.protocol_error": 12, "internal_error": 3}
-    assert write_separately(engine, scan_id, batch, 2) == (0, [f"domain:{n}" for n in range(5)], [])
+    assert write_separately(engine, scan_id, batch) == (0, [f"domain:{n}" for n in range(5)], [])
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(Finding.subject, Finding.check, Finding.status, Finding.reason, Finding.detail)

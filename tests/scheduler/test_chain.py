@@ -10,7 +10,7 @@ from typing import Any
 from tests.scheduler.helpers import Mailbox, Workspace, cron_in, offices, wait_for
 
 OFFICE = "130603"  # one county of the catalogue: small enough for a quick scan
-STAGES = ["scan", "confirm", "recheck", "reports", "notify"]
+STAGES = ["scan", "second_pass", "confirm", "recheck", "reports", "notify"]
 
 
 def _last(ws: Workspace, name: str) -> dict[str, Any] | None:
@@ -92,3 +92,35 @@ def test_scheduled_chain_scans_reports_and_mails(
     log = ws.daemon_log()
     assert "Traceback" not in log, log[-3000:]
     assert Path(report_dir).is_dir()
+
+
+def test_a_same_night_interval_runs_a_second_pass_that_confirms(
+    make_ws: Callable[..., Workspace], mailbox: tuple[int, Mailbox], simnet: Any
+) -> None:
+    """``confirm_interval_h`` below a night: the chain waits for the interval, visits the pending
+    failures again, and lists only what failed on both visits, with when it was first seen."""
+    ws = make_ws()
+    ws.extra["BADGEWATCH_CONFIRM_INTERVAL_H"] = "0.002"  # 7.2 s
+    out = ws.dir / "out"
+    daemon = ws.start_daemon()
+    ws.wait_running()
+    cron, _at = cron_in(3)
+    ws.add("nightly", cron, tz="UTC", office=OFFICE, output=str(out), retries=0)
+    last = wait_for("the chain to end", _done(ws, "nightly"), timeout=180, log=ws.daemon_log)
+    ws.stop_daemon(daemon)
+    assert last["status"] == "finished", (last, ws.daemon_log()[-3000:])
+    second = next(s for s in last["stages"] if s["stage"] == "second_pass")
+    scan_id = last["scan_id"]
+    assert second["detail"]["second_pass_of"] == scan_id
+    assert second["detail"]["counters"]["second_pass"]["subjects"] > 0
+    rows = ws.query(
+        "SELECT confirmed, visits, first_seen_at FROM finding WHERE scan_id = :s AND status = 'fail'"
+        " AND \"check\" != 'domain'",
+        s=scan_id,
+    )
+    assert rows, "the county has failures seen on the network"
+    # Seen on both visits (simnet is stable), the second 7.2 s or more after the first: confirmed.
+    assert all(r.confirmed and r.visits == 2 and r.first_seen_at is not None for r in rows), rows
+    nc = json.loads((out / "nightly" / f"scan-{scan_id}" / "noncompliance.json").read_text(encoding="utf-8"))
+    listed = [p for o in nc["offices"] for p in o["failures"]]
+    assert listed and all(p["visits"] >= 2 and p["first_seen_at"] for p in listed)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from sqlalchemy.orm import Session
 
 import scheduler
 from storage.config import Config
 from storage.db import make_engine, upgrade
-from storage.models import Finding, Scan, ScanStatus
 from storage.types import utcnow
 from tests.scheduler.helpers import Mailbox, free_port
 
@@ -115,69 +112,6 @@ def test_interrupted_run_is_taken_over_by_one_daemon(db_url: str) -> None:
     assert scheduler.unfinished_runs(engine) == [run_id]
     assert scheduler.take_over(engine, run_id, "me:2") is True
     assert scheduler.take_over(engine, run_id, "other:3") is False  # now running, held by a live "me"
-    engine.dispose()
-
-
-def test_confirm_by_consecutive_scans_matches_a_reference(db_url: str) -> None:
-    """Random histories of three scans; the stage must confirm exactly what the rule says."""
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    rng = random.Random(7)
-    statuses = ("pass", "fail", "unknown", None)  # None: the subject was not in that scan
-    checks = ("badge", "icp")
-    subjects = [f"site:{i}" for i in range(40)]
-    history: dict[tuple[str, str], list[str | None]] = {
-        (s, c): [rng.choice(statuses) for _ in range(3)] for s in subjects for c in checks
-    }
-    scan_status = [
-        ScanStatus.FINISHED,
-        ScanStatus.FAILED,
-        ScanStatus.FINISHED,
-    ]  # the middle one is not usable
-    with Session(engine) as s:
-        scans = [Scan(scope={}, status=st, counters={}) for st in scan_status]
-        s.add_all(scans)
-        s.flush()
-        pre_confirmed: set[tuple[str, str]] = set()
-        for (subject, check), row in history.items():
-            for scan, st in zip(scans, row, strict=True):
-                if st is None:
-                    continue
-                confirmed = st != "fail" or rng.random() < 0.2  # some failures confirmed in-run
-                if scan is scans[2] and st == "fail" and confirmed:
-                    pre_confirmed.add((subject, check))
-                s.add(
-                    Finding(
-                        scan_id=scan.id,
-                        subject=subject,
-                        check=check,
-                        status=st,
-                        reason=f"{check}.x",
-                        confirmed=confirmed,
-                    )
-                )
-        s.commit()
-        last_id = scans[2].id
-    result = scheduler.confirm_consecutive(engine, last_id)
-
-    def reference(row: list[str | None], key: tuple[str, str]) -> bool:
-        if row[2] != "fail":
-            return True
-        if key in pre_confirmed:
-            return True
-        return row[0] == "fail"  # the latest earlier *finished* scan that looked at it is the first one
-
-    with engine.connect() as conn:
-        got = {
-            (r.subject, r.check): r.confirmed
-            for r in conn.execute(
-                sa.select(Finding.subject, Finding.check, Finding.confirmed).where(Finding.scan_id == last_id)
-            )
-        }
-    expected = {k: reference(v, k) for k, v in history.items() if v[2] is not None}
-    assert got == expected
-    newly = sum(1 for k, v in history.items() if v[2] == "fail" and k not in pre_confirmed and v[0] == "fail")
-    assert result["confirmed"] == newly and newly > 0
     engine.dispose()
 
 
