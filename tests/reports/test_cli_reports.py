@@ -94,9 +94,10 @@ def test_noncompliance_and_annual_commands(tmp_path: Path) -> None:
     assert ws["A1"].value == f"保定市网站标识及域名不合规清单（巡检 {scan}）"
     assert ws.freeze_panes == "A3" and ws.auto_filter.ref is not None
     assert ws["G3"].value == describe("badge.wrong_kind").message
-    assert ws["J3"].hyperlink is not None and ws["J3"].hyperlink.target.startswith(
-        "http://127.0.0.1:8000/findings/"
-    )
+    headers = [c.value for c in ws[2]]
+    assert headers[-3:] == ["首次发现", "连续发现", "证据编号"]
+    link = ws.cell(row=3, column=len(headers))
+    assert link.hyperlink is not None and link.hyperlink.target.startswith("http://127.0.0.1:8000/findings/")
     assert wb["易县"]["A3"].value == "无法核实" and wb["满城县"]["A3"].value == "建议改进"
     js = json.loads(
         runner.invoke(
