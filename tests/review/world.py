@@ -53,13 +53,15 @@ def hostile_page(badge: Badge, icp: str) -> str:
         f"<script>document.getElementById('m').textContent='{SCRIPT_MARK}';</script>"
         f"<img src=\"x\" onerror=\"document.getElementById('m2').textContent='{HANDLER_MARK}'\">"
         '<div class="footer"><p>主办：涿州市教育局</p>'
-        f"{embed_code(badge)}\n"
+        f"{embed_code(badge, '')}\n"  # protocol-relative: the page is read over https
         f'<p><a href="https://beian.miit.gov.cn/" target="_blank">{icp}</a></p></div></body></html>'
     )
 
 
 def plain_page(name: str, badge: Badge | None, icp: str) -> str:
-    badge_html = embed_code(badge) if badge else "<!-- 暂未加挂网站标识 -->"
+    # The pages are served over https: the badge script is protocol-relative (an http:// one would be
+    # blocked by browsers as mixed content, a finding of its own).
+    badge_html = embed_code(badge, "") if badge else "<!-- 暂未加挂网站标识 -->"
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{name}</title></head><body>'
         f'<h1>{name}</h1><div class="footer">{badge_html}'
