@@ -108,7 +108,8 @@ def test_sigterm_during_scan_checkpoints_and_next_daemon_finishes(
     assert ws.stop_daemon(daemon) == 0
     assert last["status"] == "finished", ws.daemon_log()[-3000:]
     assert last["scan_id"] == scan_id
-    assert [s["stage"] for s in last["stages"]] == ["scan", "second_pass", "confirm", "recheck", "reports", "notify"]
+    stages = ["scan", "second_pass", "confirm", "recheck", "reports", "notify"]
+    assert [s["stage"] for s in last["stages"]] == stages
     assert ws.query("SELECT id, status FROM scan") == [(scan_id, "finished")]
     # Every subject of the scope was scanned once, across the two daemons.
     sites = ws.query(
