@@ -26,6 +26,10 @@ class ScanContext:
     port_map: dict[int, int]
     # Handshakes seen (peer chains, versions) and the netlocs that needed a legacy TLS context.
     tls: TlsMemory = field(default_factory=TlsMemory)
+    # Per-address politeness (crawler.politeness / crawler.shared_politeness), set by the downloader
+    # middleware when the crawler starts: the fetcher takes its places before a request enters
+    # Scrapy's downloader, the spider's frontier asks it which addresses may start a subject.
+    politeness: Any = None
 
     def map_port(self, port: int) -> int:
         return self.port_map.get(port, port)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request
 
+from checks.http import FetchError
+from checks.rules import DEFAULT_RULES
 from crawler.context import get_context
-from crawler.errors import MalformedResponseError
+from crawler.errors import MalformedResponseError, classify_exception
 from crawler.flow import RawResponse, headers_to_dict
-from crawler.middlewares import release_place
+from crawler.middlewares import TOKEN_META, Place, release_place, target_address
+from crawler.politeness import Signal
 from crawler.tls import TlsFallback
 
 
@@ -31,6 +35,7 @@ class ScrapyFetcher:
         return await self.fallback.run(url, lambda _legacy: self._get(url, maxsize, priority))
 
     async def _get(self, url: str, maxsize: int, priority: int) -> RawResponse:
+        address, place = await self._take_place(url)
         request = Request(
             url,
             dont_filter=True,
@@ -45,11 +50,21 @@ class ScrapyFetcher:
                 "download_fail_on_dataloss": True,
             },
         )
+        if place is not None:
+            request.meta["download_slot"] = address
+            request.meta[TOKEN_META] = place
         try:
             response = await self.crawler.engine.download_async(request)
+        except Exception as exc:
+            if address and _pushed_back(exc):
+                self.context.politeness.feedback(address, Signal.PUSHBACK)
+            raise
         finally:
             # Normally released by the middleware already; not when the download was cancelled.
             await release_place(request)
+        if address and self.context.politeness is not None:
+            signal, retry_after = signal_of(response.status, response.headers)
+            self.context.politeness.feedback(address, signal, retry_after)
         if not 100 <= response.status <= 599:
             # RFC 9110 §15: a status code outside 100..599 is invalid; twisted accepts any integer
             # (0, -200, 20, 20000000000000000000) and a negative or two-digit "success" would be judged.
@@ -66,3 +81,51 @@ class ScrapyFetcher:
             peer_chain=peer.chain if peer is not None else None,
             tls_version=peer.version if peer is not None else "",
         )
+
+    async def _take_place(self, url: str) -> tuple[str, Place | None]:
+        """The request's place at its server address, taken *before* it enters Scrapy's downloader:
+        a request waiting for a busy platform's rate does not hold one of the downloader's global
+        slots (the middleware takes one itself for requests that come without)."""
+        politeness = self.context.politeness
+        host = (urlsplit(url).hostname or "").lower()
+        if politeness is None or not host:
+            return "", None
+        address = await target_address(self.context, host)
+        rate = self.context.config.conac_rate_per_min
+        if rate and host in CONAC_HOSTS:
+            politeness.set_rate(address, rate)  # CONAC serves every site's badge: a rate of its own
+        return address, Place(politeness, address, await politeness.acquire(address))
+
+    def report(self, ip: str, reason: str) -> None:
+        """What the page an address served said (checks.content): its protection pushed back."""
+        politeness = self.context.politeness
+        if politeness is not None and ip and reason in _BANS:
+            politeness.feedback(ip, Signal.BAN)
+        elif politeness is not None and ip and reason == "http.challenge":
+            politeness.feedback(ip, Signal.PUSHBACK)
+
+
+CONAC_HOSTS = frozenset(DEFAULT_RULES.conac_script_hosts) | frozenset(DEFAULT_RULES.conac_verify_hosts)
+# Pages that say the address has us blocked or counted: stay away for a while.
+_BANS = frozenset({"http.rate_limited", "http.blocked"})
+
+
+def signal_of(status: int, headers: Any) -> tuple[Signal, float | None]:
+    """What a status says of the address's tolerance: 429/503 push back (``Retry-After`` bans)."""
+    if status not in (429, 503):
+        return Signal.OK, None
+    raw = headers.get(b"Retry-After") or headers.get("Retry-After")
+    value = raw.decode("latin-1", "replace") if isinstance(raw, bytes) else str(raw or "")
+    try:
+        retry = float(value.strip()) if value.strip() else None
+    except ValueError:
+        retry = None
+    if retry is not None and retry > 0:
+        return Signal.BAN, min(retry, 4 * 3600.0)
+    return (Signal.BAN if status == 429 else Signal.PUSHBACK), None
+
+
+def _pushed_back(exc: BaseException) -> bool:
+    """A reset or refused connection mid-scan is how some protections answer a client they count."""
+    kind, _detail = classify_exception(exc)
+    return kind in (FetchError.RESET, FetchError.REFUSED)

@@ -372,6 +372,8 @@ class Flow:
             await self.certs.fetch_issuers(resp.certificate, resp.peer_chain, self.fetcher)
         outcome = self.outcome_of(fetched)
         http = checking.site_http(outcome, page)
+        if fetched.response is not None:
+            self._report(fetched.response.ip, http.reason)
         host = checking.host_of(job.url)
         answer = self.resolver.cached(host) if host else None
         dns = {"answers": [answer.to_dict()] if answer else []}
@@ -407,6 +409,13 @@ class Flow:
             len(r.get("chain", ())) for r in capture.subresources.values() if isinstance(r, dict)
         )
         return SubjectResult(job.subject, job.website_id, None, verdicts, capture, requests)
+
+    def _report(self, ip: str, reason: str) -> None:
+        """Tell the fetcher what a server's page was (a block or rate-limit page is push-back that the
+        politeness layer slows the address down for); fetchers without politeness have no ``report``."""
+        report = getattr(self.fetcher, "report", None)
+        if report is not None:
+            report(ip, reason)
 
     def make_page(self, resp: RawResponse) -> Page:
         return Page(url=resp.url, body=resp.body, headers=resp.headers, status=resp.status)
@@ -508,6 +517,8 @@ class Flow:
             # A challenge or a notice is not what the domain serves: its use stays open.
             http = checking.site_http(self.outcome_of(visit.fetched), visit.page)
             observation["page_state"] = "" if page_readable(http) else http.reason
+            if visit.fetched.response is not None:
+                self._report(visit.fetched.response.ip, http.reason)
         expected = domain_expected(job)
         usage = checking.usage_verdict(observation, answer, expected, self.rules)
         page = visit.page if visit is not None else None

@@ -1,9 +1,8 @@
-"""Downloader middleware: resolve once, refuse internal addresses, one download slot per IP, and in a
-distributed scan a per-IP limit shared by every worker."""
+"""Downloader middleware: resolve once, refuse internal addresses, one download slot per IP, and the
+per-address politeness (concurrency, rate, back-off; in a distributed scan shared by every worker)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,45 +10,14 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 
 from crawler.context import ScanContext, get_context
-from crawler.distributed import IpSemaphore
 from crawler.errors import AddressRefusedError, DnsFailedError
+from crawler.politeness import Politeness, PolitenessSettings
 from crawler.resolver import is_ip
+from storage.config import Config
 
 # Scrapy setting: this process is a worker of a distributed scan (the per-IP limit lives in Redis).
 DISTRIBUTED_KEY = "BADGEWATCH_DISTRIBUTED"
 TOKEN_META = "badgewatch_ip_token"
-
-
-class LocalIpLimiter:
-    """Per-address concurrency limit of this process (an asyncio semaphore per address in use)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self._sems: dict[str, asyncio.Semaphore] = {}
-        self._users: dict[str, int] = {}
-
-    async def acquire(self, address: str) -> str:
-        sem = self._sems.get(address)
-        if sem is None:
-            sem = self._sems[address] = asyncio.Semaphore(self.limit)
-        self._users[address] = self._users.get(address, 0) + 1
-        try:
-            await sem.acquire()
-        except BaseException:
-            self._leave(address)  # cancelled while waiting: it holds nothing
-            raise
-        return ""
-
-    async def release(self, address: str, token: str) -> None:
-        self._sems[address].release()
-        self._leave(address)
-
-    def _leave(self, address: str) -> None:
-        left = self._users[address] - 1
-        if left:
-            self._users[address] = left
-        else:  # nobody holds or waits: forget the address (memory stays flat over a registry)
-            del self._users[address], self._sems[address]
 
 
 class Place:
@@ -61,7 +29,7 @@ class Place:
 
     __slots__ = ("address", "semaphore", "token")
 
-    def __init__(self, semaphore: IpSemaphore | LocalIpLimiter, address: str, token: str) -> None:
+    def __init__(self, semaphore: Any, address: str, token: str) -> None:
         self.semaphore = semaphore
         self.address = address
         self.token = token
@@ -88,7 +56,8 @@ class ResolveGuardMiddleware:
     every queued request of a slot at once when it processes the slot's queue (the request is counted
     as transferring only when its task runs), so 40 requests queued for one address were measured
     sending 37 at once with a limit of 2. Each request therefore also holds a place of a per-address
-    semaphore from before it is sent until its response or failure (:class:`LocalIpLimiter`).
+    semaphore from before it is sent until its response or failure (:class:`crawler.politeness.Politeness`,
+    which also paces the address's rate and backs off when it pushes back).
 
     In a distributed scan (setting ``BADGEWATCH_DISTRIBUTED``) a local limit is not enough: N workers
     would open N × ``per_ip_concurrency`` connections to one address. Each request then also holds a
@@ -96,7 +65,7 @@ class ResolveGuardMiddleware:
     before it is sent until its response or failure, so all workers together stay within the limit.
     """
 
-    def __init__(self, context: ScanContext, semaphore: IpSemaphore | LocalIpLimiter | None = None) -> None:
+    def __init__(self, context: ScanContext, semaphore: Any = None) -> None:
         self.context = context
         self.semaphore = semaphore
 
@@ -104,21 +73,26 @@ class ResolveGuardMiddleware:
     def from_crawler(cls, crawler: Crawler) -> ResolveGuardMiddleware:
         context = get_context(crawler.settings)
         config = context.config
-        semaphore: IpSemaphore | LocalIpLimiter
+        settings = politeness_settings(config)
+        semaphore: Any
         if crawler.settings.getbool(DISTRIBUTED_KEY):
+            from crawler.shared_politeness import SharedPoliteness
+
             # A holder outlives any request (timeout, plus time queued): when it expires, its worker died.
             ttl = max(30.0, 2 * config.timeout_s + 10)
-            semaphore = IpSemaphore(config.redis_url, config.redis_prefix, config.per_ip_concurrency, ttl)
+            semaphore = SharedPoliteness(config.redis_url, config.redis_prefix, settings, ttl)
         else:
-            semaphore = LocalIpLimiter(config.per_ip_concurrency)
+            semaphore = Politeness(settings)
+        context.politeness = semaphore
         mw = cls(context, semaphore)
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         return mw
 
     async def spider_closed(self, spider: Spider | None = None) -> None:
         # Places a distributed worker keeps between requests go back at once (not after their expiry).
-        if isinstance(self.semaphore, IpSemaphore):
-            await self.semaphore.aclose()
+        aclose = getattr(self.semaphore, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> Any:
         if request.url.startswith("data:"):
@@ -126,19 +100,8 @@ class ResolveGuardMiddleware:
         host = urlsplit(request.url).hostname or ""
         if not host:
             return None
-        if is_ip(host):
-            addresses: tuple[str, ...] = (host.strip("[]"),)
-        else:
-            answer = self.context.resolver.cached(host) or await self.context.resolver.lookup(host)
-            if not answer.addresses:
-                raise DnsFailedError(answer)
-            addresses = answer.addresses
-        guard = self.context.guard
-        allowed = [ip for ip in addresses if guard.refusal(ip) is None]
-        if not allowed:
-            why = guard.refusal(addresses[0]) or "refused"
-            raise AddressRefusedError(host, addresses, why)
-        slot = request.meta.setdefault("download_slot", allowed[0])
+        slot = request.meta.get("download_slot") or await target_address(self.context, host)
+        request.meta["download_slot"] = slot
         if self.semaphore is not None and TOKEN_META not in request.meta:
             request.meta[TOKEN_META] = Place(self.semaphore, slot, await self.semaphore.acquire(slot))
         return None
@@ -152,3 +115,31 @@ class ResolveGuardMiddleware:
     ) -> None:
         await release_place(request)
         return None
+
+
+async def target_address(context: ScanContext, host: str) -> str:
+    """The address a request to ``host`` goes to: resolved through the scan's resolver (cached, the
+    answers the DNS checks saw), the first the address guard allows. Raises :class:`DnsFailedError`
+    or :class:`AddressRefusedError` (nothing is sent)."""
+    if is_ip(host):
+        addresses: tuple[str, ...] = (host.strip("[]"),)
+    else:
+        answer = context.resolver.cached(host) or await context.resolver.lookup(host)
+        if not answer.addresses:
+            raise DnsFailedError(answer)
+        addresses = answer.addresses
+    guard = context.guard
+    allowed = [ip for ip in addresses if guard.refusal(ip) is None]
+    if not allowed:
+        why = guard.refusal(addresses[0]) or "refused"
+        raise AddressRefusedError(host, addresses, why)
+    return allowed[0]
+
+
+def politeness_settings(config: Config) -> PolitenessSettings:
+    return PolitenessSettings(
+        concurrency=max(1, config.per_ip_concurrency),
+        rate_per_min=max(0.0, config.per_ip_rate_per_min),
+        min_rate_per_min=max(0.1, config.per_ip_min_rate_per_min),
+        ban_s=max(1.0, config.ban_backoff_s),
+    )

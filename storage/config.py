@@ -46,6 +46,17 @@ class Config:
     user_agent: str = "badgewatch/0.1 (+https://xn--zfr164b/badgewatch; 网标巡检)"
     concurrency: int = 256
     per_ip_concurrency: int = 8
+    # Requests per minute per server address (0: no rate, concurrency only). Consolidation platforms
+    # count a client's requests over all their sites (typically 60–300 a minute, then a ban).
+    per_ip_rate_per_min: float = 120.0
+    # The rate an address that pushes back (429/503, resets, block pages) is never slowed below.
+    per_ip_min_rate_per_min: float = 6.0
+    # Seconds an address that banned the scanner is left alone (doubling while bans repeat, at most 4 h;
+    # a Retry-After header says how long instead).
+    ban_backoff_s: float = 600.0
+    # Requests per minute to CONAC's hosts (badge scripts, verification pages): every site's come from
+    # them (0: the per-address rate applies).
+    conac_rate_per_min: float = 600.0
     timeout_s: float = 15.0
     dns_timeout_s: float = 5.0
     max_body_bytes: int = 5 * 1024 * 1024

@@ -25,7 +25,9 @@ from crawler.certs import CertJudge
 from crawler.context import get_context
 from crawler.fetcher import ScrapyFetcher
 from crawler.flow import Flow, SubjectResult
+from crawler.frontier import AddressFrontier
 from crawler.jobs import DomainJob, Job, Scope, iter_jobs
+from crawler.middlewares import target_address
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
 from storage.models import Scan
@@ -51,6 +53,7 @@ class SitesSpider(Spider):
 
     def setup(self) -> None:
         ctx = get_context(self.crawler.settings)
+        self.context = ctx
         config = ctx.config
         self.config = config
         self.db = make_engine(config.database_url)
@@ -93,23 +96,39 @@ class SitesSpider(Spider):
 
     async def start(self) -> AsyncIterator[Request]:
         assert self.scan_id is not None
-        for job in iter_jobs(self.db, self.scope, self.scan_id):
+        jobs = iter_jobs(self.db, self.scope, self.scan_id)
+        politeness = self.context.politeness
+        if politeness is None:  # no per-address politeness configured: the registry's order
+            for job in jobs:
+                await self.slots.acquire()
+                yield self._entry(job, first=time.monotonic())
+            return
+        frontier = AddressFrontier(jobs, politeness, lambda host: target_address(self.context, host))
+        async for job, address in frontier:
             await self.slots.acquire()
-            yield self._entry(job, first=time.monotonic())
+            yield self._entry(job, first=time.monotonic(), address=address)
+        self.crawler.stats.set_value("badgewatch/deferred_subjects", frontier.deferrals)
 
-    def _entry(self, job: Job, first: float, priority: int = 0) -> Request:
+    def _entry(self, job: Job, first: float, priority: int = 0, address: str = "") -> Request:
         return Request(
             ENTRY_URL,
             callback=self.run_job,
             errback=self.job_failed,
             dont_filter=True,
             priority=priority,
-            meta={"job": job, "first": first, "download_slot": "entry"},
+            meta={"job": job, "first": first, "download_slot": "entry", "address": address},
         )
+
+    def _done(self, address: str) -> None:
+        """A subject ends: its slot and its address's count of subjects in flight are freed."""
+        self.slots.release()
+        if address and self.context.politeness is not None:
+            self.context.politeness.finished(address)
 
     async def run_job(self, response: Response) -> AsyncIterator[Any]:
         job: Job = response.meta["job"]
         first: float = response.meta["first"]
+        address: str = response.meta.get("address", "")
         if job.attempt > 1:
             wait = self.confirm_delay - (time.monotonic() - first)
             if wait > 0:
@@ -119,26 +138,26 @@ class SitesSpider(Spider):
         except Exception:
             # A bug must not lose the subject silently: it stays without findings (resume redoes it).
             log.exception("subject %s failed", job.subject)
-            self.slots.release()
+            self._done(address)
             self.crawler.stats.inc_value("badgewatch/subject_errors")
             self.subject_failed(job)
             return
         if checking.needs_confirmation(result.verdicts) and job.attempt < self.confirm_attempts:
             job.history.append(_summary(result.verdicts))
             job.attempt += 1
-            yield self._entry(job, first, priority=-10)
+            yield self._entry(job, first, priority=-10, address=address)
             return
         result.capture.attempt = job.attempt
         agreed = _agreement(job.history, result.verdicts)
-        self.slots.release()
+        self._done(address)
         yield FinalResult(result, agreed)
 
     async def job_failed(self, failure: Any) -> None:
         log.error("entry request failed: %s", failure)
-        self.slots.release()
+        request = getattr(failure, "request", None)
+        self._done(request.meta.get("address", "") if request is not None else "")
         # The subject has no findings: the scan ends "interrupted" and a resume visits it again.
         self.crawler.stats.inc_value("badgewatch/subject_errors")
-        request = getattr(failure, "request", None)
         job = request.meta.get("job") if request is not None else None
         if job is not None:
             self.subject_failed(job)

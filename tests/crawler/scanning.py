@@ -29,6 +29,9 @@ TEST_ENV = {
     "BADGEWATCH_CONCURRENCY": "64",
     # One scan per test: the quick retry confirms (tests of confirmation over time set their own).
     "BADGEWATCH_CONFIRM_INTERVAL_H": "0",
+    # The catalogue's consolidation platform hosts ~80 sites on one address: at a real platform's rate
+    # one scan would take minutes. Tests of politeness set their own rate (tests/crawler/test_politeness*).
+    "BADGEWATCH_PER_IP_RATE_PER_MIN": "0",
 }
 
 
