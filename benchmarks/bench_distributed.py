@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import bw, proc_kib, usage, wrapped  # noqa: E402
+from measure import UNPACED, bw, proc_kib, usage, wrapped  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("BADGEWATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BADGEWATCH_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -70,6 +70,7 @@ def _env(net: Any, work: Path, db_url: str, prefix: str, **extra: str) -> dict[s
             "BADGEWATCH_REDIS_URL": REDIS_URL,
             "BADGEWATCH_REDIS_PREFIX": prefix,
             "PYTHONPATH": str(ROOT),
+            **UNPACED,
         }
     )
     env.update(extra)

@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from measure import bw, proc_kib, usage, wrapped  # noqa: E402
+from measure import UNPACED, bw, proc_kib, usage, wrapped  # noqa: E402
 from twisted.internet.interfaces import IHostnameResolver  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
@@ -152,6 +152,7 @@ def _env(net: Any, workdir: Path, **extra: str) -> dict[str, str]:
             "BADGEWATCH_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
             "BADGEWATCH_EVIDENCE_DIR": str(workdir / "evidence"),
             "PYTHONPATH": str(ROOT),
+            **UNPACED,
         }
     )
     env.update(extra)

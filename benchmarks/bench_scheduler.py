@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
+from measure import UNPACED  # noqa: E402
 
 import scheduler  # noqa: E402
 from simnet.runtime import SimNet  # noqa: E402
@@ -78,6 +79,7 @@ def workspace(net: SimNet, smtp_port: int) -> tuple[Path, dict[str, str]]:
             "BADGEWATCH_CENTER_EMAIL": "center@example.gov.cn",
             "BADGEWATCH_TIMEOUT_S": "4",
             "PYTHONPATH": str(ROOT),
+            **UNPACED,
         }
     )
     return d, env

@@ -352,6 +352,16 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+def shared_client(url: str) -> Any:
+    """An asyncio Redis client for the per-request calls of a worker (places, pacing). Its pool waits
+    for a free connection instead of failing: the requests of hundreds of subjects may ask at once,
+    more than redis-py's default pool of 100 (which raised "Too many connections")."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5, max_connections=64, timeout=20
+    )
+    return redis.asyncio.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
 class IpSemaphore:
     """The per-IP concurrency limit shared by every worker: a counting semaphore in Redis whose
     holders expire (a killed worker's places free themselves after ``ttl_s``).
@@ -384,9 +394,7 @@ class IpSemaphore:
 
     def _ready(self) -> None:
         if self._client is None:
-            self._client = redis.asyncio.Redis.from_url(
-                self.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-            )
+            self._client = shared_client(self.url)
             self._acquire = self._client.register_script(_ACQUIRE_IP)
             self._refresh = self._client.register_script(_REFRESH_IP)
 

@@ -35,7 +35,8 @@ class ScrapyFetcher:
         return await self.fallback.run(url, lambda _legacy: self._get(url, maxsize, priority))
 
     async def _get(self, url: str, maxsize: int, priority: int) -> RawResponse:
-        address, place = await self._take_place(url)
+        host = (urlsplit(url).hostname or "").lower()
+        address, place = await self._take_place(host)
         request = Request(
             url,
             dont_filter=True,
@@ -57,14 +58,14 @@ class ScrapyFetcher:
             response = await self.crawler.engine.download_async(request)
         except Exception as exc:
             if address and _pushed_back(exc):
-                self.context.politeness.feedback(address, Signal.PUSHBACK)
+                self.context.politeness.feedback(address, Signal.PUSHBACK, host=host)
             raise
         finally:
             # Normally released by the middleware already; not when the download was cancelled.
             await release_place(request)
         if address and self.context.politeness is not None:
             signal, retry_after = signal_of(response.status, response.headers)
-            self.context.politeness.feedback(address, signal, retry_after)
+            self.context.politeness.feedback(address, signal, retry_after, host=host)
         if not 100 <= response.status <= 599:
             # RFC 9110 §15: a status code outside 100..599 is invalid; twisted accepts any integer
             # (0, -200, 20, 20000000000000000000) and a negative or two-digit "success" would be judged.
@@ -82,12 +83,11 @@ class ScrapyFetcher:
             tls_version=peer.version if peer is not None else "",
         )
 
-    async def _take_place(self, url: str) -> tuple[str, Place | None]:
+    async def _take_place(self, host: str) -> tuple[str, Place | None]:
         """The request's place at its server address, taken *before* it enters Scrapy's downloader:
         a request waiting for a busy platform's rate does not hold one of the downloader's global
         slots (the middleware takes one itself for requests that come without)."""
         politeness = self.context.politeness
-        host = (urlsplit(url).hostname or "").lower()
         if politeness is None or not host:
             return "", None
         address = await target_address(self.context, host)
@@ -96,18 +96,24 @@ class ScrapyFetcher:
             politeness.set_rate(address, rate)  # CONAC serves every site's badge: a rate of its own
         return address, Place(politeness, address, await politeness.acquire(address))
 
-    def report(self, ip: str, reason: str) -> None:
-        """What the page an address served said (checks.content): its protection pushed back."""
+    def report(self, ip: str, host: str, reason: str, status: int) -> None:
+        """What the page ``host`` served from address ``ip`` said (checks.content): its protection
+        pushed back. (A 429 or 503 already said so by its status: :func:`signal_of`.)"""
         politeness = self.context.politeness
-        if politeness is not None and ip and reason in _BANS:
-            politeness.feedback(ip, Signal.BAN)
-        elif politeness is not None and ip and reason == "http.challenge":
-            politeness.feedback(ip, Signal.PUSHBACK)
+        if politeness is None or not ip or status in (429, 503):
+            return
+        if reason in _BANS:
+            politeness.feedback(ip, Signal.BAN, host=host)
+        elif reason in _PUSHBACKS:
+            politeness.feedback(ip, Signal.PUSHBACK, host=host)
 
 
 CONAC_HOSTS = frozenset(DEFAULT_RULES.conac_script_hosts) | frozenset(DEFAULT_RULES.conac_verify_hosts)
-# Pages that say the address has us blocked or counted: stay away for a while.
-_BANS = frozenset({"http.rate_limited", "http.blocked"})
+# A page that says the address counted us (a CC rule's notice): stay away for a while. A block or a
+# challenge page may as well be a site's WAF refusing a client that is not a browser, which waiting does
+# not change: the address only slows down.
+_BANS = frozenset({"http.rate_limited"})
+_PUSHBACKS = frozenset({"http.blocked", "http.challenge"})
 
 
 def signal_of(status: int, headers: Any) -> tuple[Signal, float | None]:

@@ -373,7 +373,7 @@ class Flow:
         outcome = self.outcome_of(fetched)
         http = checking.site_http(outcome, page)
         if fetched.response is not None:
-            self._report(fetched.response.ip, http.reason)
+            self._report(fetched.response, http.reason)
         host = checking.host_of(job.url)
         answer = self.resolver.cached(host) if host else None
         dns = {"answers": [answer.to_dict()] if answer else []}
@@ -410,12 +410,12 @@ class Flow:
         )
         return SubjectResult(job.subject, job.website_id, None, verdicts, capture, requests)
 
-    def _report(self, ip: str, reason: str) -> None:
+    def _report(self, resp: RawResponse, reason: str) -> None:
         """Tell the fetcher what a server's page was (a block or rate-limit page is push-back that the
         politeness layer slows the address down for); fetchers without politeness have no ``report``."""
         report = getattr(self.fetcher, "report", None)
         if report is not None:
-            report(ip, reason)
+            report(resp.ip, checking.host_of(resp.url), reason, resp.status)
 
     def make_page(self, resp: RawResponse) -> Page:
         return Page(url=resp.url, body=resp.body, headers=resp.headers, status=resp.status)
@@ -518,7 +518,7 @@ class Flow:
             http = checking.site_http(self.outcome_of(visit.fetched), visit.page)
             observation["page_state"] = "" if page_readable(http) else http.reason
             if visit.fetched.response is not None:
-                self._report(visit.fetched.response.ip, http.reason)
+                self._report(visit.fetched.response, http.reason)
         expected = domain_expected(job)
         usage = checking.usage_verdict(observation, answer, expected, self.rules)
         page = visit.page if visit is not None else None

@@ -142,4 +142,5 @@ def politeness_settings(config: Config) -> PolitenessSettings:
         rate_per_min=max(0.0, config.per_ip_rate_per_min),
         min_rate_per_min=max(0.1, config.per_ip_min_rate_per_min),
         ban_s=max(1.0, config.ban_backoff_s),
+        max_ban_s=max(1.0, config.ban_max_s, config.ban_backoff_s),
     )

@@ -12,8 +12,12 @@ one platform. Every address therefore has:
   sign of push-back (429/503, ``Retry-After``, a connection reset, a block, challenge or rate-limit
   page) halves the address's rate (not below ``per_ip_min_rate_per_min``); every
   :data:`RECOVER_AFTER` answers without push-back add a tenth of the configured rate back;
-* a **ban** (a rate-limit or block page, or ``Retry-After``): the address is left alone for
-  ``Retry-After`` or ``ban_backoff_s`` (doubling while bans repeat) and resumed after it.
+* a **ban** (429, ``Retry-After``, a rate-limit page): the address is left alone for
+  ``Retry-After`` or ``ban_backoff_s`` (doubling while bans repeat, at most ``ban_max_s``) and
+  resumed after it; after :data:`MAX_BANS` the scan stops waiting for it;
+* a push-back or ban shown by a page or a status counts once different hosts of the address show it
+  and it is most of what the address answered lately (:class:`Witnesses`): on a platform, one site's
+  own WAF or maintenance page is not the platform's CC rule, which answers every site alike.
 
 :class:`Politeness` is the limiter of one process; :class:`crawler.distributed.SharedPoliteness` keeps
 the same state in Redis for the workers of a distributed scan. Both hand out *places* the way
@@ -28,14 +32,30 @@ Rate 0 means no rate limit (concurrency only), as benchmarks and tests of other 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 #: Answers without push-back before an address's rate grows again by a tenth of the configured rate.
 RECOVER_AFTER = 20
 #: Longest single sleep while waiting for an address (bans are re-checked after it).
 MAX_WAIT_S = 30.0
+#: Seconds of an address's rate the frontier keeps queued: a new subject of the address starts only while
+#: the requests already waiting for it (and the subjects started that have not asked yet) would go out
+#: within this time, so the address never idles and its subjects do not fill the scan's slots.
+HORIZON_S = 2.0
+#: Bans of one address the scan waits out; after them it stops waiting (the address stays at its slowest
+#: rate, its pages say they are rate-limited and its subjects end ``unknown``): a site that always
+#: answers with a rate-limit notice must not hold the night for hours.
+MAX_BANS = 3
+#: Push-back counts for an address once this many of its hosts showed it, and at least half of its last
+#: :data:`RECENT` answers (within :data:`WITNESS_S`) were push-back: on a platform or a shared host, one
+#: site's own WAF page, maintenance notice or broken backend is that site's, while a CC rule of the address
+#: answers every site alike.
+WITNESSES = 2
+RECENT = 12
+WITNESS_S = 60.0
 
 
 class Signal(StrEnum):
@@ -53,11 +73,43 @@ class AddressState:
     banned_until: float = 0.0
     ban_s: float = 0.0  # the last ban's length (doubles while bans repeat)
     in_use: int = 0
-    waiting: int = 0
+    waiting: int = 0  # requests waiting for a place (concurrency)
     subjects: int = 0  # subjects of this address in flight (the frontier's count)
+    fresh: int = 0  # subjects started that have not asked for a place yet
     calm: int = 0  # answers without push-back since the last change of rate
     pushbacks: int = 0
     bans: int = 0
+    witnesses: Witnesses = field(default_factory=lambda: Witnesses())
+
+
+class Witnesses:
+    """The last answers of one address and their hosts: whether push-back is the address's (see
+    :data:`WITNESSES`)."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: collections.deque[tuple[float, str, bool]] = collections.deque(maxlen=RECENT)
+
+    def agree(self, host: str, bad: bool, now: float) -> bool:
+        """Record an answer of ``host`` (``bad``: it pushed back); whether the address's recent answers
+        say push-back now. A signal without a host (a connection reset) stands for the address."""
+        if not host:
+            return bad
+        while self.seen and self.seen[0][0] < now - WITNESS_S:
+            self.seen.popleft()
+        if bad:
+            # The same answer counted as fine by its status first, then as push-back by its page.
+            for n in range(len(self.seen) - 1, -1, -1):
+                if self.seen[n][1] == host:
+                    if not self.seen[n][2]:
+                        del self.seen[n]
+                    break
+        self.seen.append((now, host, bad))
+        if not bad:
+            return False
+        hosts = {h for _t, h, b in self.seen if b}
+        return len(hosts) >= WITNESSES and 2 * sum(b for _t, _h, b in self.seen) >= len(self.seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +118,18 @@ class PolitenessSettings:
     rate_per_min: float = 120.0
     min_rate_per_min: float = 6.0
     ban_s: float = 600.0
-    max_ban_s: float = 4 * 3600.0
+    max_ban_s: float = 1800.0
     subjects_per_address: int = 0  # subjects in flight per address (0: twice the concurrency)
 
     @property
     def subject_limit(self) -> int:
         return self.subjects_per_address or max(2, 2 * self.concurrency)
+
+
+def backlog_s(until_next_s: float, queued: int, rate_per_min: float) -> float:
+    """Seconds of an address's rate already spoken for: the time to its next free start plus the
+    requests queued for a place (a subject started counts as one request to come)."""
+    return max(0.0, until_next_s) + queued * 60.0 / rate_per_min
 
 
 class Politeness:
@@ -109,18 +167,19 @@ class Politeness:
         cond = self._cond.get(address)
         if cond is None:
             cond = self._cond[address] = asyncio.Condition()
+        st.fresh = max(0, st.fresh - 1)
         st.waiting += 1
         try:
             async with cond:
                 await cond.wait_for(lambda: st.in_use < self.settings.concurrency)
                 st.in_use += 1
-            try:
-                await self._pace(st)
-            except BaseException:
-                await self.release(address, "")
-                raise
         finally:
             st.waiting -= 1
+        try:
+            await self._pace(st)
+        except BaseException:
+            await self.release(address, "")
+            raise
         return ""
 
     async def _pace(self, st: AddressState) -> None:
@@ -165,13 +224,17 @@ class Politeness:
 
     # --- feedback -------------------------------------------------------------------------------
 
-    def feedback(self, address: str, signal: Signal, retry_after_s: float | None = None) -> None:
-        """Adapt ``address`` to what an answer said (see the module docstring)."""
-        if not address:
-            return
+    def feedback(
+        self, address: str, signal: Signal, retry_after_s: float | None = None, host: str = ""
+    ) -> None:
+        """Adapt ``address`` to what an answer from ``host`` said (see the module docstring)."""
+        if not address or (signal is Signal.OK and address not in self._states):
+            return  # an idle address at its configured rate has nothing to recover or weigh
         st = self._state(address)
         ceiling = self._ceiling(address)
         now = time.monotonic()
+        if not st.witnesses.agree(host, signal is not Signal.OK, now) and signal is not Signal.OK:
+            return  # one site's own page, not the address's
         if signal is Signal.OK:
             st.calm += 1
             if ceiling and st.rate < ceiling and st.calm >= RECOVER_AFTER:
@@ -189,30 +252,39 @@ class Politeness:
             st.pushbacks += 1
             self.pushbacks += 1
             return
-        # A ban: the address's protection has us blocked; stay away for its time, then resume.
-        length = retry_after_s or min(self.settings.max_ban_s, (st.ban_s * 2) or self.settings.ban_s)
-        st.ban_s = length
-        st.banned_until = max(st.banned_until, now + length)
         st.bans += 1
         self.bans += 1
+        if st.bans > MAX_BANS:
+            return
+        # A ban: the address's protection has us blocked; stay away for its time, then resume.
+        length = min(self.settings.max_ban_s, retry_after_s or (st.ban_s * 2) or self.settings.ban_s)
+        st.ban_s = length
+        st.banned_until = max(st.banned_until, now + length)
 
     # --- the frontier ---------------------------------------------------------------------------
 
     def admit(self, address: str) -> bool:
-        """Whether a subject of ``address`` may start now: not banned, and fewer of its subjects in
-        flight than :attr:`PolitenessSettings.subject_limit`."""
+        """Whether a subject of ``address`` may start now: not banned, fewer of its subjects in flight
+        than :attr:`PolitenessSettings.subject_limit`, and (with a rate) less than :data:`HORIZON_S`
+        of the address's rate already queued."""
         st = self._states.get(address)
         if st is None:
             return True
-        return st.banned_until <= time.monotonic() and st.subjects < self.settings.subject_limit
+        now = time.monotonic()
+        if st.banned_until > now or st.subjects >= self.settings.subject_limit:
+            return False
+        return st.rate <= 0 or backlog_s(st.next_at - now, st.waiting + st.fresh, st.rate) < HORIZON_S
 
     def started(self, address: str) -> None:
-        self._state(address).subjects += 1
+        st = self._state(address)
+        st.subjects += 1
+        st.fresh += 1
 
     def finished(self, address: str) -> None:
         st = self._states.get(address)
         if st is not None:
             st.subjects = max(0, st.subjects - 1)
+            st.fresh = min(st.fresh, st.subjects)
             self._forget(address, st)
 
     def snapshot(self) -> dict[str, dict[str, float]]:

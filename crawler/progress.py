@@ -44,10 +44,10 @@ class Progress:
     def line(self) -> str:
         done = self.done_before + self.done
         pct = 100.0 * done / self.total if self.total else 100.0
-        top = ", ".join(f"{r} {n}" for r, n in self.problems.most_common(4))
-        return f"{self.label}{done}/{self.total} ({pct:.1f}%)  {self.rate:.1f}/s" + (
-            f"  问题: {top}" if top else ""
-        )
+        # Reason codes belong in --json and the logs; the operator's terminal counts in words.
+        fails, unknowns = self.by_status[str(Status.FAIL)], self.by_status[str(Status.UNKNOWN)]
+        tail = f"  不合规 {fails} 项，暂无法判定 {unknowns} 项" if fails or unknowns else ""
+        return f"{self.label}{done}/{self.total} ({pct:.1f}%)  每秒 {self.rate:.1f} 个{tail}"
 
     def maybe_print(self) -> None:
         now = time.monotonic()

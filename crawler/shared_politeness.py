@@ -19,8 +19,17 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from crawler.distributed import IpSemaphore
-from crawler.politeness import MAX_WAIT_S, RECOVER_AFTER, PolitenessSettings, Signal
+from crawler.distributed import IpSemaphore, shared_client
+from crawler.politeness import (
+    HORIZON_S,
+    MAX_BANS,
+    MAX_WAIT_S,
+    RECOVER_AFTER,
+    PolitenessSettings,
+    Signal,
+    Witnesses,
+    backlog_s,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, start}
 """
 # ARGV: signal (ok|pushback|ban), now (ms), configured rate, min rate, ban (ms), max ban (ms),
-# Retry-After (ms, 0 if none), key life (ms). Returns the address's rate after the change.
+# Retry-After (ms, 0 if none), key life (ms), bans waited out at most (then it stops waiting).
+# Returns the address's rate after the change.
 _FEEDBACK = """
 local now = tonumber(ARGV[2])
 local ceiling = tonumber(ARGV[3])
@@ -55,18 +65,20 @@ else
     redis.call('HSET', KEYS[1], 'rate', rate)
   end
   local retry = tonumber(ARGV[7])
-  if ARGV[1] == 'ban' or retry > 0 then
+  if (ARGV[1] == 'ban' or retry > 0) and redis.call('HINCRBY', KEYS[1], 'bans', 1) <= tonumber(ARGV[9]) then
     local last = tonumber(redis.call('HGET', KEYS[1], 'ban') or '0')
     local len = retry
-    if len <= 0 then len = math.min(tonumber(ARGV[6]), last > 0 and last * 2 or tonumber(ARGV[5])) end
+    if len <= 0 then len = last > 0 and last * 2 or tonumber(ARGV[5]) end
+    len = math.min(tonumber(ARGV[6]), len)
     redis.call('HSET', KEYS[1], 'ban', len, 'banned', now + len)
-    redis.call('HINCRBY', KEYS[1], 'bans', 1)
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return tostring(rate)
 """
-KEY_LIFE_MS = 6 * 3600 * 1000  # an address's state outlives a night's scan, then goes
+# An address's state (its slowed rate, a ban, the bans counted) outlives the scan that saw it by an hour:
+# a second pass or the next scan minutes later finds it; then it goes by itself.
+KEY_LIFE_MS = 3600 * 1000
 
 
 def _now_ms() -> int:
@@ -95,14 +107,19 @@ class SharedPoliteness:
         self._calm: dict[str, int] = {}
         self._banned: dict[str, float] = {}  # address -> wall-clock ms, as last seen
         self._subjects: dict[str, int] = {}
+        # What this worker knows of an address's queue (the frontier's admission): its requests waiting
+        # for a place or a turn, its subjects started that have not asked yet, the next start it was given.
+        self._queued: dict[str, int] = {}
+        self._fresh: dict[str, int] = {}
+        self._next: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # feedback in flight (kept until done)
+        self._witnesses: dict[str, Witnesses] = {}  # addresses that pushed back lately (at most 4,096)
         self.bans = 0
         self.pushbacks = 0
 
     def _ready(self) -> None:
         if self._client is None:
-            self._client = redis.asyncio.Redis.from_url(
-                self.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-            )
+            self._client = shared_client(self.url)
             self._pace = self._client.register_script(_PACE)
             self._feedback = self._client.register_script(_FEEDBACK)
 
@@ -113,12 +130,22 @@ class SharedPoliteness:
         return self._rates.get(address, self.settings.rate_per_min)
 
     async def acquire(self, address: str) -> str:
-        token = await self.places.acquire(address)
+        if self._fresh.get(address):
+            self._fresh[address] -= 1
+        self._queued[address] = self._queued.get(address, 0) + 1
         try:
-            await self._wait_turn(address)
-        except BaseException:
-            await self.places.release(address, token)
-            raise
+            token = await self.places.acquire(address)
+            try:
+                await self._wait_turn(address)
+            except BaseException:
+                await self.places.release(address, token)
+                raise
+        finally:
+            left = self._queued[address] - 1
+            if left:
+                self._queued[address] = left
+            else:
+                del self._queued[address]
         return token
 
     async def _wait_turn(self, address: str) -> None:
@@ -139,6 +166,9 @@ class SharedPoliteness:
             if kind == 0:
                 return
             wait = (when - _now_ms()) / 1000
+            rate = self._ceiling(address)
+            if kind > 0 and rate > 0:
+                self._next[address] = max(self._next.get(address, 0), when + int(60000 / rate))
             if kind < 0:
                 self._banned[address] = when
                 await asyncio.sleep(min(MAX_WAIT_S, max(0.05, wait)))
@@ -150,9 +180,19 @@ class SharedPoliteness:
     async def release(self, address: str, token: str) -> None:
         await self.places.release(address, token)
 
-    def feedback(self, address: str, signal: Signal, retry_after_s: float | None = None) -> None:
+    def feedback(
+        self, address: str, signal: Signal, retry_after_s: float | None = None, host: str = ""
+    ) -> None:
         if not address:
             return
+        witnesses = self._witnesses.get(address)
+        if witnesses is None and signal is not Signal.OK:
+            if len(self._witnesses) >= 4096:
+                del self._witnesses[next(iter(self._witnesses))]
+            witnesses = self._witnesses[address] = Witnesses()
+        bad = signal is not Signal.OK
+        if witnesses is not None and not witnesses.agree(host, bad, time.monotonic()) and bad:
+            return  # one site's own page (this worker's view), not the address's
         if signal is Signal.OK:
             calm = self._calm.get(address, 0) + 1
             if calm < RECOVER_AFTER:
@@ -165,14 +205,16 @@ class SharedPoliteness:
                 self.bans += 1
             else:
                 self.pushbacks += 1
-        asyncio.get_running_loop().create_task(self._tell(address, signal, retry_after_s))
+        task = asyncio.get_running_loop().create_task(self._tell(address, signal, retry_after_s))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _tell(self, address: str, signal: Signal, retry_after_s: float | None) -> None:
         self._ready()
         s = self.settings
         args = [
             str(signal), _now_ms(), self._ceiling(address), s.min_rate_per_min, int(s.ban_s * 1000),
-            int(s.max_ban_s * 1000), int((retry_after_s or 0) * 1000), KEY_LIFE_MS,
+            int(s.max_ban_s * 1000), int((retry_after_s or 0) * 1000), KEY_LIFE_MS, MAX_BANS,
         ]  # fmt: skip
         try:
             await asyncio.wait_for(self._feedback(keys=[self.prefix + address], args=args), 10)
@@ -180,26 +222,36 @@ class SharedPoliteness:
             log.warning("politeness feedback for %s lost: %s", address, exc or type(exc).__name__)
 
     def admit(self, address: str) -> bool:
-        return (
-            self._banned.get(address, 0) <= _now_ms()
-            and self._subjects.get(address, 0) < self.settings.subject_limit
-        )
+        """As :meth:`crawler.politeness.Politeness.admit`, from what this worker has seen (the other
+        workers' requests show in the next start times Redis hands out)."""
+        now = _now_ms()
+        if self._banned.get(address, 0) > now:
+            return False
+        if self._subjects.get(address, 0) >= self.settings.subject_limit:
+            return False
+        rate = self._ceiling(address)
+        queued = self._queued.get(address, 0) + self._fresh.get(address, 0)
+        return rate <= 0 or backlog_s((self._next.get(address, 0) - now) / 1000, queued, rate) < HORIZON_S
 
     def started(self, address: str) -> None:
         self._subjects[address] = self._subjects.get(address, 0) + 1
+        self._fresh[address] = self._fresh.get(address, 0) + 1
 
     def finished(self, address: str) -> None:
         n = self._subjects.get(address, 0) - 1
         if n > 0:
             self._subjects[address] = n
+            self._fresh[address] = min(self._fresh.get(address, 0), n)
         else:
-            self._subjects.pop(address, None)
-            self._banned.pop(address, None)
+            for known in (self._subjects, self._banned, self._fresh, self._next, self._witnesses):
+                known.pop(address, None)
 
     def snapshot(self) -> dict[str, dict[str, float]]:
         return {}
 
     async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         await self.places.aclose()
         if self._client is not None:
             await self._client.aclose()

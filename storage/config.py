@@ -54,9 +54,12 @@ class Config:
     # Seconds an address that banned the scanner is left alone (doubling while bans repeat, at most 4 h;
     # a Retry-After header says how long instead).
     ban_backoff_s: float = 600.0
+    # The longest one ban is waited out (Retry-After included): a site that always answers 429 must not
+    # hold the night's end for hours (after three bans the scan stops waiting for the address).
+    ban_max_s: float = 1800.0
     # Requests per minute to CONAC's hosts (badge scripts, verification pages): every site's come from
     # them (0: the per-address rate applies).
-    conac_rate_per_min: float = 600.0
+    conac_rate_per_min: float = 1800.0
     timeout_s: float = 15.0
     dns_timeout_s: float = 5.0
     max_body_bytes: int = 5 * 1024 * 1024

@@ -32,6 +32,10 @@ TEST_ENV = {
     # The catalogue's consolidation platform hosts ~80 sites on one address: at a real platform's rate
     # one scan would take minutes. Tests of politeness set their own rate (tests/crawler/test_politeness*).
     "BADGEWATCH_PER_IP_RATE_PER_MIN": "0",
+    # The catalogue's rate-limit notices ban their address (one answers 429 with Retry-After: 3600):
+    # seconds, not minutes.
+    "BADGEWATCH_BAN_BACKOFF_S": "1",
+    "BADGEWATCH_BAN_MAX_S": "2",
 }
 
 

@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 
 from crawler.distributed import MAX_EXPIRED_LEASES, Frontier
+from crawler.shared_politeness import KEY_LIFE_MS
 from storage.db import make_engine
 from storage.models import Finding, Scan, ScanLock
 from tests.crawler.conftest import ScannedCatalogue
@@ -158,9 +159,14 @@ def test_two_workers_one_killed_equal_single_process(
     assert sum(counters["by_status"].values()) == len(reference)
     left = _keys(redis_url, redis_prefix)
     assert not [k for k in left if "{scan:" in k or k.endswith(":scans")], left
-    # Only per-IP semaphore places the killed worker held may remain; they expire by themselves.
+    # Only per-IP semaphore places the killed worker held, and the addresses' politeness state (kept an
+    # hour for the next scan), may remain; they expire by themselves.
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    assert all(k.startswith(redis_prefix + "ip:") and 0 < client.pttl(k) <= 30_000 for k in left), left
+    places = [k for k in left if k.startswith(redis_prefix + "ip:")]
+    assert all(0 < client.pttl(k) <= 30_000 for k in places), places
+    states = [k for k in left if k not in places]
+    assert all(k.startswith(redis_prefix + "pol:") for k in states), states
+    assert all(0 < client.pttl(k) <= KEY_LIFE_MS for k in states), states
     client.close()
 
     again = ws.run("worker", "--scan", str(scan_id), **extra)
@@ -293,7 +299,8 @@ def test_per_ip_limit_is_shared_by_workers(
     assert result["counters"]["workers"] == 2
     assert proxy.served[address] >= 40
     assert proxy.peak[address] == limit, dict(proxy.peak)
-    assert _keys(redis_url, redis_prefix) == []
+    # Nothing left but the addresses' politeness state, which expires by itself (an hour).
+    assert [k for k in _keys(redis_url, redis_prefix) if not k.startswith(redis_prefix + "pol:")] == []
 
 
 # --- leases, on a real Redis ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ TEST_ENV = {
     "BADGEWATCH_CONCURRENCY": "32",
     # The catalogue's platform hosts ~80 sites on one address (see tests/crawler/scanning.py).
     "BADGEWATCH_PER_IP_RATE_PER_MIN": "0",
+    "BADGEWATCH_BAN_BACKOFF_S": "1",
+    "BADGEWATCH_BAN_MAX_S": "2",
 }
 
 
