@@ -6,13 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run ``python -c USAGE_WRAPPER CMD...``: runs CMD, passes its stdout through, and writes its peak RSS
-# (KiB) and CPU seconds (user + system, its children included) to stderr as PEAK_RSS_KB= / CPU_S=.
 # These benchmarks measure the crawler's CPU and concurrency against a baseline with no politeness:
 # simnet's generated sample puts ~300 sites on each address, which a real platform's rate would spread
 # over minutes. The politeness bound has its own benchmark (bench_politeness.py).
 UNPACED = {"BADGEWATCH_PER_IP_RATE_PER_MIN": "0", "BADGEWATCH_CONAC_RATE_PER_MIN": "0"}
 
+# Run ``python -c USAGE_WRAPPER CMD...``: runs CMD, passes its stdout through, and writes its peak RSS
+# (KiB) and CPU seconds (user + system, its children included) to stderr as PEAK_RSS_KB= / CPU_S=.
 USAGE_WRAPPER = (
     "import resource, subprocess, sys\n"
     "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"

@@ -13,7 +13,7 @@ from crawler.context import get_context
 from crawler.errors import MalformedResponseError, classify_exception
 from crawler.flow import RawResponse, headers_to_dict
 from crawler.middlewares import TOKEN_META, Place, release_place, target_address
-from crawler.politeness import Signal
+from crawler.politeness import Signal, page_mark
 from crawler.tls import TlsFallback
 
 
@@ -58,14 +58,15 @@ class ScrapyFetcher:
             response = await self.crawler.engine.download_async(request)
         except Exception as exc:
             if address and _pushed_back(exc):
-                self.context.politeness.feedback(address, Signal.PUSHBACK, host=host)
+                self.context.politeness.feedback(address, Signal.PUSHBACK, host=host, mark="reset")
             raise
         finally:
             # Normally released by the middleware already; not when the download was cancelled.
             await release_place(request)
         if address and self.context.politeness is not None:
             signal, retry_after = signal_of(response.status, response.headers)
-            self.context.politeness.feedback(address, signal, retry_after, host=host)
+            mark = f"status:{response.status}" if signal is not Signal.OK else ""
+            self.context.politeness.feedback(address, signal, retry_after, host=host, mark=mark)
         if not 100 <= response.status <= 599:
             # RFC 9110 §15: a status code outside 100..599 is invalid; twisted accepts any integer
             # (0, -200, 20, 20000000000000000000) and a negative or two-digit "success" would be judged.
@@ -96,16 +97,16 @@ class ScrapyFetcher:
             politeness.set_rate(address, rate)  # CONAC serves every site's badge: a rate of its own
         return address, Place(politeness, address, await politeness.acquire(address))
 
-    def report(self, ip: str, host: str, reason: str, status: int) -> None:
+    def report(self, ip: str, host: str, reason: str, status: int, body: bytes) -> None:
         """What the page ``host`` served from address ``ip`` said (checks.content): its protection
         pushed back. (A 429 or 503 already said so by its status: :func:`signal_of`.)"""
         politeness = self.context.politeness
         if politeness is None or not ip or status in (429, 503):
             return
         if reason in _BANS:
-            politeness.feedback(ip, Signal.BAN, host=host)
+            politeness.feedback(ip, Signal.BAN, host=host, mark=page_mark(body))
         elif reason in _PUSHBACKS:
-            politeness.feedback(ip, Signal.PUSHBACK, host=host)
+            politeness.feedback(ip, Signal.PUSHBACK, host=host, mark=page_mark(body))
 
 
 CONAC_HOSTS = frozenset(DEFAULT_RULES.conac_script_hosts) | frozenset(DEFAULT_RULES.conac_verify_hosts)

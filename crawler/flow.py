@@ -415,7 +415,7 @@ class Flow:
         politeness layer slows the address down for); fetchers without politeness have no ``report``."""
         report = getattr(self.fetcher, "report", None)
         if report is not None:
-            report(resp.ip, checking.host_of(resp.url), reason, resp.status)
+            report(resp.ip, checking.host_of(resp.url), reason, resp.status, resp.body)
 
     def make_page(self, resp: RawResponse) -> Page:
         return Page(url=resp.url, body=resp.body, headers=resp.headers, status=resp.status)

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -83,33 +85,47 @@ class AddressState:
 
 
 class Witnesses:
-    """The last answers of one address and their hosts: whether push-back is the address's (see
-    :data:`WITNESSES`)."""
+    """The last answers of one address, their hosts and what each pushed back with: whether push-back
+    is the address's (see :data:`WITNESSES`)."""
 
     __slots__ = ("seen",)
 
     def __init__(self) -> None:
-        self.seen: collections.deque[tuple[float, str, bool]] = collections.deque(maxlen=RECENT)
+        # (time, host, mark): mark "" for an answer without push-back, else what it was (a status, the
+        # fingerprint of a page: :func:`page_mark`).
+        self.seen: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=RECENT)
 
-    def agree(self, host: str, bad: bool, now: float) -> bool:
-        """Record an answer of ``host`` (``bad``: it pushed back); whether the address's recent answers
-        say push-back now. A signal without a host (a connection reset) stands for the address."""
+    def agree(self, host: str, mark: str, now: float) -> bool:
+        """Record an answer of ``host`` (``mark``: what it pushed back with, "" for none); whether the
+        address's recent answers say push-back now: most of them pushed back, and at least
+        :data:`WITNESSES` hosts with the same answer (a platform's CC rule answers every site with one
+        page; the sites of a shared host behind their own WAFs answer with different ones). A signal
+        without a host (a connection reset) stands for the address."""
         if not host:
-            return bad
+            return bool(mark)
         while self.seen and self.seen[0][0] < now - WITNESS_S:
             self.seen.popleft()
-        if bad:
+        if mark:
             # The same answer counted as fine by its status first, then as push-back by its page.
             for n in range(len(self.seen) - 1, -1, -1):
                 if self.seen[n][1] == host:
                     if not self.seen[n][2]:
                         del self.seen[n]
                     break
-        self.seen.append((now, host, bad))
-        if not bad:
+        self.seen.append((now, host, mark))
+        if not mark:
             return False
-        hosts = {h for _t, h, b in self.seen if b}
-        return len(hosts) >= WITNESSES and 2 * sum(b for _t, _h, b in self.seen) >= len(self.seen)
+        bad = [(h, m) for _t, h, m in self.seen if m]
+        if 2 * len(bad) < len(self.seen):
+            return False
+        return len({h for h, m in bad if m == mark}) >= WITNESSES
+
+
+def page_mark(body: bytes) -> str:
+    """A push-back page's fingerprint: its first 4 KiB without digits and hex runs (request ids, times,
+    the client's address change from one answer to the next; the template does not)."""
+    text = re.sub(rb"[0-9a-fA-F]{6,}|[0-9]+", b"", body[:4096])
+    return "page:" + hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +241,22 @@ class Politeness:
     # --- feedback -------------------------------------------------------------------------------
 
     def feedback(
-        self, address: str, signal: Signal, retry_after_s: float | None = None, host: str = ""
+        self,
+        address: str,
+        signal: Signal,
+        retry_after_s: float | None = None,
+        host: str = "",
+        mark: str = "",
     ) -> None:
-        """Adapt ``address`` to what an answer from ``host`` said (see the module docstring)."""
+        """Adapt ``address`` to what an answer from ``host`` said (see the module docstring); ``mark``
+        tells push-back answers apart (:class:`Witnesses`; by default the signal)."""
         if not address or (signal is Signal.OK and address not in self._states):
             return  # an idle address at its configured rate has nothing to recover or weigh
         st = self._state(address)
         ceiling = self._ceiling(address)
         now = time.monotonic()
-        if not st.witnesses.agree(host, signal is not Signal.OK, now) and signal is not Signal.OK:
+        mark = "" if signal is Signal.OK else (mark or str(signal))
+        if not st.witnesses.agree(host, mark, now) and mark:
             return  # one site's own page, not the address's
         if signal is Signal.OK:
             st.calm += 1

@@ -181,7 +181,12 @@ class SharedPoliteness:
         await self.places.release(address, token)
 
     def feedback(
-        self, address: str, signal: Signal, retry_after_s: float | None = None, host: str = ""
+        self,
+        address: str,
+        signal: Signal,
+        retry_after_s: float | None = None,
+        host: str = "",
+        mark: str = "",
     ) -> None:
         if not address:
             return
@@ -190,8 +195,8 @@ class SharedPoliteness:
             if len(self._witnesses) >= 4096:
                 del self._witnesses[next(iter(self._witnesses))]
             witnesses = self._witnesses[address] = Witnesses()
-        bad = signal is not Signal.OK
-        if witnesses is not None and not witnesses.agree(host, bad, time.monotonic()) and bad:
+        mark = "" if signal is Signal.OK else (mark or str(signal))
+        if witnesses is not None and not witnesses.agree(host, mark, time.monotonic()) and mark:
             return  # one site's own page (this worker's view), not the address's
         if signal is Signal.OK:
             calm = self._calm.get(address, 0) + 1

@@ -11,7 +11,15 @@ import time
 from crawler.fetcher import signal_of
 from crawler.frontier import AddressFrontier
 from crawler.jobs import SiteJob
-from crawler.politeness import HORIZON_S, MAX_BANS, RECOVER_AFTER, Politeness, PolitenessSettings, Signal
+from crawler.politeness import (
+    HORIZON_S,
+    MAX_BANS,
+    RECOVER_AFTER,
+    Politeness,
+    PolitenessSettings,
+    Signal,
+    page_mark,
+)
 
 
 async def _starts(pol: Politeness, address: str, n: int) -> list[float]:
@@ -209,3 +217,17 @@ def test_two_sites_in_maintenance_on_a_shared_host_are_not_a_ban() -> None:
     for i in range(12):
         pol.feedback("10.0.0.2", Signal.BAN, host=f"cc{i}.example")  # the CC rule answers every site
     assert pol.bans >= 1 and pol._state("10.0.0.2").banned_until > time.monotonic()
+
+
+def test_different_wafs_on_a_shared_host_do_not_agree_one_cc_page_does() -> None:
+    """A shared host's sites behind their own WAFs answer with different pages: not the address's push-back.
+    A platform's CC rule answers every site with one template (its request ids and times aside)."""
+    pol = Politeness(PolitenessSettings(rate_per_min=120))
+    for i, vendor in enumerate(("jiasule", "360", "baota", "tencent", "safedog")):
+        page = f"<html><title>{vendor}</title>blocked by {vendor} WAF</html>".encode()
+        pol.feedback("10.0.0.3", Signal.PUSHBACK, host=f"s{i}.example", mark=page_mark(page))
+    assert pol._state("10.0.0.3").rate == 120 and pol.pushbacks == 0
+    for i in range(2):
+        page = f"访问过于频繁 请求编号 {i * 7919:x}a3f9c2d1 时间 2026-12-04 01:0{i}:00 IP 10.1.2.{i}".encode()
+        pol.feedback("10.0.0.4", Signal.BAN, host=f"p{i}.example", mark=page_mark(page))
+    assert pol.bans == 1 and pol._state("10.0.0.4").banned_until > time.monotonic()
