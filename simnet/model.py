@@ -211,6 +211,8 @@ class AddressPolicy:
         if unknown:
             raise ValueError(f"unknown policy field(s): {', '.join(sorted(unknown))}")
         fields = dict(value)
+        if "ban_style" in fields:
+            fields["ban_style"] = str(fields["ban_style"])  # YAML reads 429 as a number
         if isinstance(fields.get("latency_ms"), list):
             fields["latency_ms"] = tuple(fields["latency_ms"])
         return cls(**fields)

@@ -23,6 +23,7 @@ from simnet.model import AddressPolicy
 from simnet.probe import classify_dns, fetch
 from simnet.runtime import SimNet
 from simnet.samples.province import ProvinceConfig, platform_address
+from simnet.spec import SpecError, load_spec
 
 PLATFORM = "127.64.1.1"
 LONE = "127.64.1.2"
@@ -348,3 +349,18 @@ def test_counting_is_safe_from_another_thread(make_net: Callable[..., SimNet]) -
     reader.join()
     row = net.cc_report()["addresses"][PLATFORM]
     assert row["requests"] == 200 and len(row["clients"]) == 20 and reports
+
+
+def test_spec_files_carry_policies(tmp_path: Path) -> None:
+    spec = tmp_path / "sites.yaml"
+    spec.write_text(
+        SPEC + f"policies:\n  {PLATFORM}: {{cc_per_min: 1, ban_s: 60, ban_style: 429, latency_ms: [1, 2]}}\n",
+        encoding="utf-8",
+    )
+    with SimNet(spec=spec, workdir=tmp_path / "net") as net:
+        assert net.policies[PLATFORM] == AddressPolicy(1, 60.0, 60.0, "429", (1, 2))
+        assert [_get(net, PLATFORM, HOSTS[0])[0] for _ in range(2)] == [200, 429]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SPEC + "policies:\n  10.0.0.1: {cc_per_min: 1}\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="loopback"):
+        load_spec(bad, tmp_path / "bad")
