@@ -46,6 +46,21 @@ def _mix(text: str | None) -> dict[str, float]:
     return out
 
 
+def _sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` sample options; a value is read as JSON when it parses (numbers, lists, true)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--set")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
 @click.group("simnet")
 def simnet() -> None:
     """模拟互联网（仅本机回环地址）：权威DNS、网站集群、网站标识服务、样例登记表。"""
@@ -56,7 +71,7 @@ def simnet() -> None:
     "--sample",
     default="catalogue",
     show_default=True,
-    help="catalogue | baoding | generated (with --sites N) | generated:N | hostile | hostile:N",
+    help="catalogue | baoding | generated[:N] | hostile[:N] | province[:N] (or --sites N)",
 )
 @click.option(
     "--spec",
@@ -73,6 +88,20 @@ def simnet() -> None:
     "--addresses", type=int, default=None, help="generated, hostile: loopback addresses to spread over"
 )
 @click.option("--mix", default=None, help="generated: failure weights, e.g. http.timeout=2,http.reset=1")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a sample option, e.g. --set cc_per_min=60 --set latency_ms=[100,800] (province)",
+)
+@click.option(
+    "--stats-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="write the per-address request counts to simnet-stats.json this often (0: never)",
+)
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False),
@@ -95,6 +124,8 @@ def up(
     failure_rate: float | None,
     addresses: int | None,
     mix: str | None,
+    sets: tuple[str, ...],
+    stats_interval: float,
     workdir: str | None,
     ephemeral: bool,
     xlsx: bool,
@@ -106,6 +137,8 @@ def up(
         options["xlsx"] = True
     if mix:
         options["mix"] = _mix(mix)
+    options.update(_sets(sets))
+    options["stats_interval_s"] = stats_interval
     privileged = not ephemeral and hasattr(os, "geteuid") and os.geteuid() == 0
     net = SimNet(sample, spec=spec, workdir=workdir, privileged=privileged, options=options)
     stopping = threading.Event()
@@ -136,6 +169,8 @@ def up(
             if info.get("registry_xlsx"):
                 click.echo(f"registry xlsx {info['registry_xlsx']}")
             click.echo(f"ground truth {info['ground_truth']}")
+            if info.get("stats_file"):
+                click.echo(f"stats        {info['stats_file']}")
             click.echo("environment for badgewatch:")
             for k, v in info["env"].items():
                 click.echo(f"  export {k}={v}")

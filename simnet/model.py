@@ -8,9 +8,9 @@ the web farm send for a request to a host. :class:`StaticUniverse` holds everyth
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class DnsBehaviour(enum.StrEnum):
@@ -99,6 +99,7 @@ REASON_PHRASES: dict[int, str] = {
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
+    429: "Too Many Requests",
     421: "Misdirected Request",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -142,6 +143,85 @@ class HostSite:
     default: Route | None = None
     # False: the host answers HTTPS only; a plain HTTP request for it is reset.
     plain_http: bool = True
+
+
+BAN_STYLES = ("page200", "429", "block200")
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """How one server address treats its clients: CC protection (集约化平台的访问频率限制) and latency.
+
+    The farm counts requests per *client address* over every site of the server address (a platform's
+    protection sees the client, not the ``Host``). More than ``cc_per_min`` requests per minute,
+    measured over a sliding window of ``window_s`` seconds (the limit within the window is
+    ``cc_per_min * window_s / 60``), start a ban of ``ban_s`` seconds: the request over the limit and
+    every request of the client during the ban get the ban answer (``ban_style``): ``page200`` the CC
+    notice of :func:`simnet.shields.rate_limited` at 200 (访问过于频繁), ``429`` the same notice with
+    ``Retry-After`` (the seconds left), ``block200`` 宝塔's block page at 200. Requests during a ban do
+    not count towards the next window; the window starts empty when the ban ends.
+    ``latency_ms`` is added before every answer of the address: a fixed delay or a ``(lo, hi)`` range
+    drawn per request."""
+
+    cc_per_min: int = 0  # 0: no limit (the address is only measured)
+    window_s: float = 60.0
+    ban_s: float = 600.0
+    ban_style: str = "page200"
+    latency_ms: int | tuple[int, int] = 0
+
+    def __post_init__(self) -> None:
+        if self.cc_per_min < 0:
+            raise ValueError(f"cc_per_min must be >= 0, not {self.cc_per_min}")
+        if self.window_s <= 0 or self.ban_s < 0:
+            raise ValueError("window_s must be > 0 and ban_s >= 0")
+        if self.ban_style not in BAN_STYLES:
+            raise ValueError(f"ban_style must be one of {', '.join(BAN_STYLES)}, not {self.ban_style!r}")
+        lat = self.latency_ms
+        if isinstance(lat, (list, tuple)):
+            if len(lat) != 2 or not 0 <= lat[0] <= lat[1]:
+                raise ValueError(f"latency_ms range must be (lo, hi) with 0 <= lo <= hi, not {lat!r}")
+            object.__setattr__(self, "latency_ms", (int(lat[0]), int(lat[1])))
+        elif lat < 0:
+            raise ValueError(f"latency_ms must be >= 0, not {lat}")
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed within one window (0: no limit)."""
+        if not self.cc_per_min:
+            return 0
+        return max(1, round(self.cc_per_min * self.window_s / 60))
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = self.latency_ms
+        return {
+            "cc_per_min": self.cc_per_min,
+            "window_s": self.window_s,
+            "ban_s": self.ban_s,
+            "ban_style": self.ban_style,
+            "latency_ms": list(lat) if isinstance(lat, tuple) else lat,
+        }
+
+    @classmethod
+    def coerce(cls, value: AddressPolicy | Mapping[str, Any]) -> AddressPolicy:
+        """A policy from itself or from a plain mapping (options, JSON)."""
+        if isinstance(value, AddressPolicy):
+            return value
+        known = {"cc_per_min", "window_s", "ban_s", "ban_style", "latency_ms"}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown policy field(s): {', '.join(sorted(unknown))}")
+        fields = dict(value)
+        if "ban_style" in fields:
+            fields["ban_style"] = str(fields["ban_style"])  # YAML reads 429 as a number
+        if isinstance(fields.get("latency_ms"), list):
+            fields["latency_ms"] = tuple(fields["latency_ms"])
+        return cls(**fields)
+
+
+def policies_of(universe: object) -> dict[str, AddressPolicy]:
+    """The address policies a universe carries (``policies`` attribute; none: empty)."""
+    found = getattr(universe, "policies", None)
+    return dict(found) if isinstance(found, Mapping) else {}
 
 
 class Universe(Protocol):
@@ -201,6 +281,7 @@ class StaticUniverse:
     hosts: dict[str, HostSite] = field(default_factory=dict)
     extra_addresses: set[str] = field(default_factory=set)
     defaults: dict[str, HostSite] = field(default_factory=dict)  # address -> its default virtual host
+    policies: dict[str, AddressPolicy] = field(default_factory=dict)  # address -> CC limit, latency
 
     def addresses(self) -> list[str]:
         found = {h.address for h in self.hosts.values()} | self.extra_addresses | set(self.defaults)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import ssl
 import tempfile
@@ -23,7 +24,15 @@ from typing import Any
 
 from simnet.build import LEGACY_TLS_ADDR, SM2_ADDR, gzip_bomb
 from simnet.dns_server import serve_dns
-from simnet.model import LISTENER_MODES, Route, StaticUniverse, TlsMode, Universe
+from simnet.model import (
+    LISTENER_MODES,
+    AddressPolicy,
+    Route,
+    StaticUniverse,
+    TlsMode,
+    Universe,
+    policies_of,
+)
 from simnet.samples import Sample, load
 from simnet.tls import AIA_HOST, AIA_PATH, CertAuthority, TlcpServer
 from simnet.web import KEEPALIVE_S, Farm
@@ -52,6 +61,14 @@ class SimNet:
         self.options = dict(options or {})
         # A farm option, not a sample option: seconds an idle keep-alive connection stays open.
         self.keepalive_s = float(self.options.pop("keepalive_s", KEEPALIVE_S))
+        # Farm options too: address policies over the sample's own (address -> AddressPolicy or a dict
+        # of its fields), measuring every address (peaks per client) and a stats file for other
+        # processes (written every stats_interval_s seconds and at the end; 0: never).
+        self.extra_policies = {
+            a: AddressPolicy.coerce(p) for a, p in dict(self.options.pop("policies", None) or {}).items()
+        }
+        self.cc_track = bool(self.options.pop("cc_track", False))
+        self.stats_interval_s = float(self.options.pop("stats_interval_s", 0))
         self.sample: Sample | None = None
         self.dns_port = 0
         self.http_port = 0
@@ -115,6 +132,48 @@ class SimNet:
     def requests_served(self) -> int:
         return self._farm.requests if self._farm else 0
 
+    @property
+    def stats_path(self) -> str:
+        """Where the stats file is written (``stats_interval_s`` > 0): :meth:`cc_report` as JSON."""
+        return str(self.workdir / "simnet-stats.json")
+
+    @property
+    def policies(self) -> dict[str, AddressPolicy]:
+        """The address policies in force: the sample's, overridden by the ``policies`` option."""
+        out = policies_of(self.sample.universe) if self.sample is not None else {}
+        out.update(self.extra_policies)
+        return out
+
+    def cc_report(self) -> dict[str, Any]:
+        """Per-address counts of the web farm as plain data::
+
+            {"addresses": {"127.66.0.1": {"requests", "served", "banned", "bans", "peak_per_min",
+                                          "policy": {…} | None, "clients": {"127.0.0.1": {…}}}},
+             "totals": {"requests", "served", "banned", "bans"},
+             "busiest": {"address", "requests"} | None, "peak_per_min": N}
+
+        ``peak_per_min`` (most requests of one client in any 60 s) is measured on addresses with a
+        policy (every address with the ``cc_track`` option). Safe to call from any thread, also
+        after :meth:`stop` (the last counts)."""
+        farm, loop = self._farm, self._loop
+        if farm is None:
+            return Farm(StaticUniverse(), gzip_bomb).report()
+        thread = self._thread
+        if loop is not None and thread is not None and thread.is_alive() and not loop.is_closed():
+
+            async def read() -> dict[str, Any]:
+                return farm.report()
+
+            try:
+                return asyncio.run_coroutine_threadsafe(read(), loop).result(30)
+            except RuntimeError:  # the loop stopped meanwhile
+                pass
+        return farm.report()
+
+    def stats(self) -> dict[str, Any]:
+        """Same as :meth:`cc_report`."""
+        return self.cc_report()
+
     def env(self) -> dict[str, str]:
         """``BADGEWATCH_*`` variables that point badgewatch at this simnet."""
         return {
@@ -138,6 +197,8 @@ class SimNet:
             "ground_truth": self.truth_path,
             "addresses": len(self.addresses),
             "sites": self.sample.sites if self.sample else 0,
+            "policies": len(self.policies),
+            "stats_file": self.stats_path if self.stats_interval_s > 0 else None,
             "env": self.env(),
         }
 
@@ -165,8 +226,11 @@ class SimNet:
             site = universe.host(host)
             return site.tls if site is not None else None
 
-        farm = Farm(universe, gzip_bomb, keepalive_s=self.keepalive_s)
+        farm = Farm(
+            universe, gzip_bomb, keepalive_s=self.keepalive_s, policies=self.policies, track=self.cc_track
+        )
         self._farm = farm
+        writer: asyncio.Task[None] | None = None
         try:
             dns_port = 53 if self.privileged else 0
             try:
@@ -190,12 +254,32 @@ class SimNet:
             self.https_port = await farm.listen(
                 self.addresses, 443 if self.privileged else 0, ca.server_context(tls_mode), own=own
             )
+            if self.stats_interval_s > 0:
+                writer = asyncio.ensure_future(self._write_stats(farm))
             self._ready.set()
             await stop.wait()
         finally:
+            if writer is not None:
+                writer.cancel()
             for closer in self._dns_closers:
                 closer.close()
             await farm.close()
+            if self.stats_interval_s > 0:
+                self._dump_stats(farm)
+
+    async def _write_stats(self, farm: Farm) -> None:
+        while True:
+            self._dump_stats(farm)
+            await asyncio.sleep(self.stats_interval_s)
+
+    def _dump_stats(self, farm: Farm) -> None:
+        path = Path(self.stats_path)
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(farm.report()), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
 
     def start(self, timeout: float = 120.0) -> SimNet:
         """Run in a background thread; returns once everything listens."""

@@ -16,7 +16,16 @@ import yaml
 
 from simnet.build import REGISTRY_HEADERS, infrastructure
 from simnet.ident import try_ascii
-from simnet.model import Action, DnsBehaviour, DnsEntry, HostSite, Route, StaticUniverse, TlsMode
+from simnet.model import (
+    Action,
+    AddressPolicy,
+    DnsBehaviour,
+    DnsEntry,
+    HostSite,
+    Route,
+    StaticUniverse,
+    TlsMode,
+)
 from simnet.output import RegistryWriter, TruthWriter, write_offices
 from simnet.samples import Sample, load, today
 from simnet.samples.baoding import offices
@@ -42,7 +51,7 @@ def read_spec(path: Path) -> dict[str, Any]:
         ) from exc
     if not isinstance(data, dict):
         raise SpecError(f"spec {path}: the top level must be a mapping with sites/dns/registry")
-    unknown = set(data) - {"base", "sites", "dns", "registry"}
+    unknown = set(data) - {"base", "sites", "dns", "registry", "policies"}
     if unknown:
         raise SpecError(f"spec {path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     return data
@@ -119,11 +128,31 @@ def _behaviour(where: str, raw: Any, home: Route | None) -> Route | None:
     return Route(action=Action.GZIP_BOMB, stream_bytes=int(raw.get("bytes", 128 * 1024 * 1024)))
 
 
+def _apply_policies(raw: Any, universe: StaticUniverse) -> None:
+    """``policies: {127.64.0.9: {cc_per_min: 60, ban_s: 600, ban_style: 429, latency_ms: [100, 800]}}``"""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise SpecError("spec policies: a mapping of address to policy")
+    for address, fields in raw.items():
+        where = f"spec policies[{address}]"
+        address = str(address)
+        if not address.startswith("127.") or len(address.split(".")) != 4:
+            raise SpecError(f"{where}: {address!r} is not a 127.0.0.0/8 address (simnet is loopback only)")
+        if not isinstance(fields, dict):
+            raise SpecError(f"{where}: a mapping of policy fields")
+        try:
+            universe.policies[address] = AddressPolicy.coerce({k: v for k, v in fields.items()})
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"{where}: {exc}") from None
+
+
 def apply_spec(
     data: dict[str, Any], universe: StaticUniverse, base_dir: Path
 ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """Add the spec's sites and names to ``universe``; returns (registry rows, ground-truth records)."""
     truths: list[dict[str, Any]] = []
+    _apply_policies(data.get("policies"), universe)
     sites = data.get("sites") or []
     if not isinstance(sites, list):
         raise SpecError("spec: sites must be a list")

@@ -12,13 +12,17 @@ import contextlib
 import errno
 import functools
 import logging
+import math
+import random
 import socket
 import ssl
 import struct
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from simnet.model import Action, Route, Universe, lookup_route
+from simnet import shields
+from simnet.model import Action, AddressPolicy, Route, Universe, lookup_route
 from simnet.pages import challenge_page
 
 log = logging.getLogger(__name__)
@@ -38,13 +42,138 @@ KEEPALIVE_S = 15.0
 _FILLER = (b"<p>" + "政务公开信息".encode() * 40 + b"</p>\n") * 64
 
 
+PEAK_WINDOW_S = 60.0
+
+
+class _Client:
+    """One client address as one server address's protection sees it."""
+
+    __slots__ = ("banned", "bans", "peak", "recent", "requests", "until", "window")
+
+    def __init__(self) -> None:
+        self.window: deque[float] = deque()  # requests counted towards the limit (sliding window)
+        self.recent: deque[float] = deque()  # every request of the last PEAK_WINDOW_S (the peak)
+        self.until = 0.0  # end of the current ban (loop time), 0: not banned
+        self.requests = 0
+        self.banned = 0
+        self.bans = 0
+        self.peak = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "served": self.requests - self.banned,
+            "banned": self.banned,
+            "bans": self.bans,
+            "peak_per_min": self.peak,
+        }
+
+
+class AddressStats:
+    """Requests one server address received (every address has one)."""
+
+    __slots__ = ("banned", "bans", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.banned = 0
+        self.bans = 0
+
+
+class Gate:
+    """The CC protection and latency of one server address (:class:`~simnet.model.AddressPolicy`):
+    clients by address, their sliding windows and bans. The farm runs on one event loop, so the
+    counts need no lock however many connections a client opens."""
+
+    __slots__ = ("ban_page", "ban_s", "clients", "latency", "limit", "policy", "stats", "style", "window_s")
+
+    def __init__(self, policy: AddressPolicy, stats: AddressStats) -> None:
+        self.policy = policy
+        self.stats = stats
+        self.limit = policy.limit
+        self.window_s = policy.window_s
+        self.ban_s = policy.ban_s
+        self.style = policy.ban_style
+        self.ban_page = shields.baota() if self.style == "block200" else shields.rate_limited(200)
+        lat = policy.latency_ms
+        self.latency: Callable[[], float] | float
+        if isinstance(lat, tuple):
+            lo, hi = lat[0] / 1000, lat[1] / 1000
+            self.latency = functools.partial(random.uniform, lo, hi)
+        else:
+            self.latency = lat / 1000
+        self.clients: dict[str, _Client] = {}
+
+    def client(self, ip: str) -> _Client:
+        found = self.clients.get(ip)
+        if found is None:
+            found = self.clients[ip] = _Client()
+        return found
+
+    def delay(self) -> float:
+        lat = self.latency
+        return lat if isinstance(lat, float) else lat()
+
+    def admit(self, c: _Client, now: float) -> bool:
+        """Count one request of ``c`` at ``now``; True when it gets the ban answer."""
+        c.requests += 1
+        recent = c.recent
+        recent.append(now)
+        cut = now - PEAK_WINDOW_S
+        while recent[0] <= cut:
+            recent.popleft()
+        if len(recent) > c.peak:
+            c.peak = len(recent)
+        if c.until:
+            if now < c.until:
+                c.banned += 1
+                self.stats.banned += 1
+                return True
+            c.until = 0.0
+            c.window.clear()
+        if not self.limit:
+            return False
+        window = c.window
+        window.append(now)
+        cut = now - self.window_s
+        while window[0] <= cut:
+            window.popleft()
+        if len(window) <= self.limit:
+            return False
+        window.clear()
+        c.until = now + self.ban_s
+        c.bans += 1
+        c.banned += 1
+        self.stats.bans += 1
+        self.stats.banned += 1
+        return True
+
+    def ban_answer(self, c: _Client, now: float) -> Route:
+        if self.style != "429":
+            return self.ban_page
+        left = max(1, math.ceil(c.until - now))
+        page = self.ban_page
+        return Route(429, page.body, page.content_type, (("Retry-After", str(left)),))
+
+
 class Farm:
-    """The shared state of all listening sockets: the universe, open connections, cached bombs."""
+    """The shared state of all listening sockets: the universe, open connections, cached bombs,
+    address policies (CC limits, latency) and per-address counts."""
 
     def __init__(
-        self, universe: Universe, bomb: Callable[[int], bytes], keepalive_s: float = KEEPALIVE_S
+        self,
+        universe: Universe,
+        bomb: Callable[[int], bytes],
+        keepalive_s: float = KEEPALIVE_S,
+        policies: Mapping[str, AddressPolicy] | None = None,
+        track: bool = False,
     ) -> None:
         self.universe = universe
+        self.policies: dict[str, AddressPolicy] = dict(policies or {})
+        # track: every address without a policy is measured as if it had an empty one (peaks per client).
+        self.track = track
+        self.stats: dict[str, AddressStats] = {}
+        self.gates: dict[str, Gate] = {}
         self.keepalive_s = keepalive_s
         self.connections: set[asyncio.Transport] = set()
         self.servers: list[asyncio.Server] = []
@@ -53,6 +182,54 @@ class Farm:
         self.requests = 0
         self.nonce = 0
         self.tasks: set[asyncio.Task[None]] = set()
+
+    def address_stats(self, address: str) -> AddressStats:
+        found = self.stats.get(address)
+        if found is None:
+            found = self.stats[address] = AddressStats()
+        return found
+
+    def gate(self, address: str) -> Gate | None:
+        """The gate of ``address`` (None: no policy; requests are only counted)."""
+        found = self.gates.get(address)
+        if found is None:
+            policy = self.policies.get(address)
+            if policy is None:
+                if not self.track:
+                    return None
+                policy = AddressPolicy()
+            found = self.gates[address] = Gate(policy, self.address_stats(address))
+        return found
+
+    def report(self) -> dict[str, Any]:
+        """Per server address: requests received, served, banned, bans started, the peak requests of
+        any client in any 60 s window (addresses with a policy or ``track``), and per client."""
+        addresses: dict[str, Any] = {}
+        totals = {"requests": 0, "served": 0, "banned": 0, "bans": 0}
+        busiest: dict[str, Any] | None = None
+        peak = 0
+        for addr, st in sorted(self.stats.items()):
+            gate = self.gates.get(addr)
+            row: dict[str, Any] = {
+                "requests": st.requests,
+                "served": st.requests - st.banned,
+                "banned": st.banned,
+                "bans": st.bans,
+                "peak_per_min": None,
+                "policy": None,
+                "clients": {},
+            }
+            if gate is not None:
+                row["policy"] = gate.policy.as_dict()
+                row["clients"] = {ip: c.as_dict() for ip, c in sorted(gate.clients.items())}
+                row["peak_per_min"] = max((c.peak for c in gate.clients.values()), default=0)
+                peak = max(peak, row["peak_per_min"])
+            addresses[addr] = row
+            for k in totals:
+                totals[k] += row[k]
+            if busiest is None or st.requests > busiest["requests"]:
+                busiest = {"address": addr, "requests": st.requests}
+        return {"addresses": addresses, "totals": totals, "busiest": busiest, "peak_per_min": peak}
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -132,7 +309,20 @@ class Farm:
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("buf", "busy", "closed", "farm", "idle", "local", "resume", "tls", "transport")
+    __slots__ = (
+        "buf",
+        "busy",
+        "client",
+        "closed",
+        "farm",
+        "gate",
+        "idle",
+        "local",
+        "resume",
+        "stat",
+        "tls",
+        "transport",
+    )
 
     def __init__(self, farm: Farm, local: str, tls: bool) -> None:
         self.farm = farm
@@ -144,6 +334,9 @@ class _Conn(asyncio.Protocol):
         self.resume: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.idle: asyncio.TimerHandle | None = None
+        self.stat = farm.address_stats(local)
+        self.gate = farm.gate(local)
+        self.client: _Client | None = None
 
     # --- asyncio callbacks ---------------------------------------------------------------------
 
@@ -151,6 +344,9 @@ class _Conn(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.farm.connections.add(transport)
+        if self.gate is not None:
+            peer = transport.get_extra_info("peername")
+            self.client = self.gate.client(str(peer[0]) if peer else "?")
         self.idle = asyncio.get_running_loop().call_later(self.farm.keepalive_s, self._idle_close)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -226,6 +422,42 @@ class _Conn(asyncio.Protocol):
         conn = _header(lower, lower, b"connection") or b""
         keep = (b"close" not in conn) if version == b"HTTP/1.1" else (b"keep-alive" in conn)
         head_only = method == b"HEAD"
+        self.stat.requests += 1
+        client = self.client
+        if client is not None:
+            gate = self.gate
+            assert gate is not None
+            loop = asyncio.get_running_loop()
+            banned = gate.admit(client, loop.time())
+            delay = gate.delay()
+            if delay > 0:
+                self.busy = True
+                loop.call_later(delay, self._after_latency, head, lower, target, keep, head_only, banned)
+            elif banned:
+                self._send(gate.ban_answer(client, loop.time()), keep, head_only)
+            else:
+                self._serve(head, lower, target, keep, head_only)
+            return
+        self._serve(head, lower, target, keep, head_only)
+
+    def _after_latency(
+        self, head: bytes, lower: bytes, target: bytes, keep: bool, head_only: bool, banned: bool
+    ) -> None:
+        self.busy = False
+        if self.closed:
+            return
+        if banned:
+            assert self.gate is not None and self.client is not None
+            self._send(self.gate.ban_answer(self.client, asyncio.get_running_loop().time()), keep, head_only)
+        else:
+            self._serve(head, lower, target, keep, head_only)
+        if not self.busy and not self.closed:
+            self._process()
+
+    def _serve(self, head: bytes, lower: bytes, target: bytes, keep: bool, head_only: bool) -> None:
+        """Answer one request by its host's route (after the address's gate let it through)."""
+        t = self.transport
+        assert t is not None
         raw_host = _header(lower, head, b"host") or b""
         path = target
         if target.startswith((b"http://", b"https://")):

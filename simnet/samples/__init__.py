@@ -1,5 +1,6 @@
 """Sample worlds: ``catalogue`` (one site per scenario), ``baoding`` (附件1 of the seed), ``generated``,
-``hostile`` (servers that send malformed answers: the crawler's fuzz test)."""
+``hostile`` (servers that send malformed answers: the crawler's fuzz test), ``province`` (sites on
+consolidation platforms behind CC limits)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from simnet.conac import RED_PAGE_HOST
 from simnet.model import StaticUniverse, Universe
 from simnet.output import RegistryWriter, TruthWriter, write_offices, write_xlsx
 
-SAMPLES = ("catalogue", "baoding", "generated", "hostile")
+SAMPLES = ("catalogue", "baoding", "generated", "hostile", "province")
 
 
 @dataclass
@@ -97,4 +98,11 @@ def load(name: str, workdir: Path, **options: Any) -> Sample:
 
         n = int(name.split(":", 1)[1]) if ":" in name else int(options.pop("sites", 2000))
         return load_hostile(workdir, HostileConfig(sites=n, **options))
-    raise ValueError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)} (generated:N, hostile:N)")
+    if name == "province" or name.startswith("province:"):
+        from simnet.samples.province import ProvinceConfig, build_province
+
+        n = int(name.split(":", 1)[1]) if ":" in name else int(options.pop("sites", 20_000))
+        return build_province(workdir, ProvinceConfig(sites=n, **options))
+    raise ValueError(
+        f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)} (generated:N, hostile:N, province:N)"
+    )

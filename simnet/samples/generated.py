@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import idna
 
@@ -69,6 +70,28 @@ class GenConfig:
         if unknown:
             raise ValueError(f"unknown scenario(s) in mix: {', '.join(sorted(unknown))}")
 
+    @property
+    def sample_name(self) -> str:
+        return "generated"
+
+    def address_of(self, i: int) -> str:
+        """The loopback address site ``i`` lives on."""
+        a = i % self.addresses
+        return f"127.63.{a // 250}.{a % 250 + 1}"
+
+    def site_addresses(self) -> list[str]:
+        """Every address some site lives on (the farm listens on these and the infrastructure's)."""
+        return [self.address_of(a) for a in range(min(self.addresses, self.sites))]
+
+    def delay_of(self, i: int) -> int:
+        """Latency added to every page of site ``i``."""
+        jitter = stable_int(self.seed, i, "jitter") % (self.jitter_ms + 1) if self.jitter_ms else 0
+        return self.delay_ms + jitter
+
+    def meta(self) -> dict[str, Any]:
+        """The ``config`` of the ground truth's meta."""
+        return dict(self.__dict__)
+
 
 def _choose(cfg: GenConfig, i: int, kind: str) -> sc.Scenario:
     r = stable_int(cfg.seed, i, "fail") / 2**64
@@ -104,8 +127,6 @@ def site_spec(cfg: GenConfig, i: int) -> SiteSpec:
     d.dns, d.usage = s.dns, s.usage
     if s.domain == "expired":
         d.dns = "nxdomain"
-    a = i % cfg.addresses
-    delay = cfg.delay_ms + (stable_int(cfg.seed, i, "jitter") % (cfg.jitter_ms + 1) if cfg.jitter_ms else 0)
     tld = ".gov.cn" if kind == PARTY or s.gov_cn_institution else ".cn"
     return SiteSpec(
         key=f"gen-{i}",
@@ -114,11 +135,11 @@ def site_spec(cfg: GenConfig, i: int) -> SiteSpec:
         site_name=f"{unit.name}网站",
         en_host=f"www.g{i}{tld}",
         domains=[d],
-        address=f"127.63.{a // 250}.{a % 250 + 1}",
+        address=cfg.address_of(i),
         serial=SERIAL_BASE + i,
         badge_status=s.badge_status,
         badge_prefix=("05", "106", f"{i % len(TABLE):04d}"),
-        delay_ms=delay,
+        delay_ms=cfg.delay_of(i),
     )
 
 
@@ -156,8 +177,7 @@ class GeneratedUniverse:
             shared.routes = _LazyRoutes(self, dict(shared.routes), name)
 
     def addresses(self) -> list[str]:
-        n = min(self.cfg.addresses, self.cfg.sites)
-        own = [f"127.63.{a // 250}.{a % 250 + 1}" for a in range(n)]
+        own = self.cfg.site_addresses()
         infra = [CONAC_ADDR, REDPAGE_ADDR, PARKING_ADDR, MIIT_ADDR, PKI_ADDR, LEGACY_TLS_ADDR, SM2_ADDR]
         return [*own, *infra, PLATFORM_ADDR, TLS_ONLY_ADDR]
 
@@ -252,16 +272,16 @@ class _LazyRoutes(dict[str, Route]):
         return site.routes.get(key, default) if site else default
 
 
-def build_generated(workdir: Path, cfg: GenConfig) -> Sample:
+def build_generated(workdir: Path, cfg: GenConfig, universe: GeneratedUniverse | None = None) -> Sample:
     """Stream the registry and ground truth of ``cfg`` into ``workdir``; serve it from names."""
     workdir.mkdir(parents=True, exist_ok=True)
-    name = f"generated-{cfg.sites}"
+    name = f"{cfg.sample_name}-{cfg.sites}"
     reg = RegistryWriter(workdir / f"{name}-registry.csv")
     meta = {
-        "sample": "generated",
+        "sample": cfg.sample_name,
         "as_of": today().isoformat(),
         "red_page_hosts": ["hy.conac.cn"],
-        "config": {k: v for k, v in cfg.__dict__.items()},
+        "config": cfg.meta(),
     }
     with TruthWriter(workdir / f"{name}-truth.json", meta) as truth:
         for i in range(cfg.sites):
@@ -271,4 +291,5 @@ def build_generated(workdir: Path, cfg: GenConfig) -> Sample:
     reg.close()
     offices_path = workdir / f"{name}-offices.csv"
     write_offices(offices_path, offices())
-    return Sample("generated", GeneratedUniverse(cfg), reg.path, offices_path, truth.path, sites=cfg.sites)
+    universe = universe or GeneratedUniverse(cfg)
+    return Sample(cfg.sample_name, universe, reg.path, offices_path, truth.path, sites=cfg.sites)
