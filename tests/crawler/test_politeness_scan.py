@@ -64,8 +64,8 @@ def test_platform_scope_zero_bans_and_findings_equal_unlimited(tmp_path: Path) -
     finally:
         limited.stop()
     assert report["totals"]["bans"] == 0, report["totals"]
-    busiest = report["addresses"][report["busiest"]["address"]]
-    assert busiest["peak_per_min"] <= CC_PER_MIN
+    peaks = [report["addresses"][a]["peak_per_min"] for a in placement]
+    assert 0 < max(peaks) <= CC_PER_MIN, peaks  # the platforms were used, within their rule
     assert polite == reference
 
     # The same scope, the scanner without a rate (concurrency only, as before): banned.
