@@ -765,6 +765,10 @@ class Chain:
         status = summary.get("status") if summary else None
         if proc.returncode == 0 and status == ScanStatus.FINISHED:
             return {"scan_id": self.scan_id, "status": status, "counters": summary.get("counters", {})}
+        if summary.get("error") == "vantage_failed" and not asked:
+            # The vantage check failed (crawler/vantage.py): no scan was opened, nothing was written.
+            # Retried as any failed stage (a network outage may pass), then the center gets the message.
+            raise StageFailed(str(summary.get("message") or "巡检未开始：参照网站检查失败"))
         tail = (err or "").strip().splitlines()[-5:]
         message = "；".join(tail) or f"退出码 {proc.returncode}"
         if asked:
@@ -966,7 +970,8 @@ def _send_alert(
     body = (
         f"<html><body><p>定时任务 <b>{escape(spec.name)}</b>（{escape(spec.cron)}，{escape(spec.tz)}，"
         f"范围：{escape(spec.office or '全部编办')}）的第 #{run_id} 次运行在“{labels.get(stage, stage)}”"
-        f"步骤失败，已尝试 {attempts} 次。</p><p><b>错误：</b>{escape(message)}</p>"
+        f"步骤失败，已尝试 {attempts} 次。</p>"
+        f'<p style="white-space: pre-wrap"><b>错误：</b>{escape(message)}</p>'
         f"<p>巡检编号：{scan_id if scan_id is not None else '无'}。此前各步骤的结果已保存，"
         f"处理办法见运维手册 docs/operations.md（“某一夜失败时”）。</p></body></html>"
     )

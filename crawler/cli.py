@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -14,6 +14,7 @@ from storage.config import Config
 if TYPE_CHECKING:
     from checks.expected import Expected
     from crawler.inspect import Inspection
+    from crawler.vantage import VantageError
 
 
 def _config(ctx: click.Context) -> Config:
@@ -49,6 +50,12 @@ def _config(ctx: click.Context) -> Config:
 @click.option(
     "--no-wait", "no_wait", is_flag=True, help="与 --distributed 同用：放入任务后立即返回，不等待结束"
 )
+@click.option(
+    "--skip-vantage",
+    "skip_vantage",
+    is_flag=True,
+    help="跳过开始前的参照网站检查（vantage_urls；检查失败时退出码为 3）",
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -61,9 +68,14 @@ def scan(
     as_json: bool,
     distributed: bool,
     no_wait: bool,
+    skip_vantage: bool,
 ) -> None:
-    """巡检：解析域名、访问网站首页及所需子资源、检查并保存证据与结论。"""
+    """巡检：解析域名、访问网站首页及所需子资源、检查并保存证据与结论。
+
+    开始前先访问配置的参照网站（vantage_urls）；大多访问失败时不建立巡检记录，退出码为 3。
+    """
     from crawler.scanrun import ScanError, run_scan
+    from crawler.vantage import VantageError
     from storage.db import DatabaseError
 
     config = _config(ctx)
@@ -80,7 +92,13 @@ def scan(
                     "分布式巡检的并发数在各工作进程上设置：badgewatch worker --concurrency N"
                 )
             summary: Any = start_distributed_scan(
-                config, office=office, limit=limit, render=render, resume=resume, wait=not no_wait
+                config,
+                office=office,
+                limit=limit,
+                render=render,
+                resume=resume,
+                wait=not no_wait,
+                skip_vantage=skip_vantage,
             )
         else:
             summary = run_scan(
@@ -91,7 +109,10 @@ def scan(
                 render=render,
                 resume=resume,
                 second_pass=second_pass,
+                skip_vantage=skip_vantage,
             )
+    except VantageError as exc:
+        vantage_exit(exc, as_json)
     except (ScanError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from exc
     if distributed and no_wait:
@@ -143,22 +164,41 @@ def scan(
         sys.exit(1)
 
 
+def vantage_exit(exc: VantageError, as_json: bool) -> NoReturn:
+    """The vantage check failed: the message on the terminal (standard error, also with ``--json``),
+    the machine-readable failure on standard output with ``--json``; exit status 3."""
+    from crawler.vantage import EXIT_VANTAGE
+
+    click.echo(str(exc), err=True)
+    if as_json:
+        click.echo(json.dumps(exc.to_json(), ensure_ascii=False, indent=2))
+    sys.exit(EXIT_VANTAGE)
+
+
 @click.command("worker")
 @click.option(
     "--scan", "scan_id", type=int, default=None, help="要参与的分布式巡检编号（只有一个在进行时可省略）"
 )
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="本进程的全局并发请求数")
 @click.option("--json", "as_json", is_flag=True, help="结束时以 JSON 输出汇总")
+@click.option(
+    "--skip-vantage", "skip_vantage", is_flag=True, help="跳过开始前的参照网站检查（检查失败时退出码为 3）"
+)
 @click.pass_context
-def worker(ctx: click.Context, scan_id: int | None, concurrency: int | None, as_json: bool) -> None:
+def worker(
+    ctx: click.Context, scan_id: int | None, concurrency: int | None, as_json: bool, skip_vantage: bool
+) -> None:
     """分布式巡检的工作进程：从 Redis 领取网站和域名并巡检，队列取空且无人处理中时退出。"""
     from crawler.distributed_run import run_worker
     from crawler.scanrun import ScanError
+    from crawler.vantage import VantageError
     from storage.db import DatabaseError
 
     config = _config(ctx)
     try:
-        summary = run_worker(config, scan_id=scan_id, concurrency=concurrency)
+        summary = run_worker(config, scan_id=scan_id, concurrency=concurrency, skip_vantage=skip_vantage)
+    except VantageError as exc:
+        vantage_exit(exc, as_json)
     except (ScanError, DatabaseError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -33,6 +33,7 @@ from crawler.scanrun import (
     crawler_process,
     open_scan,
     subjects_done,
+    vantage_gate,
 )
 from storage.config import Config
 from storage.models import Finding, Scan, ScanLock, ScanStatus
@@ -76,8 +77,12 @@ def start_distributed_scan(
     resume: int | None = None,
     wait: bool = True,
     stream: TextIO | None = None,
+    skip_vantage: bool = False,
 ) -> DistributedSummary:
-    """Open (or resume) a scan, seed its frontier; wait for the workers unless ``wait`` is false."""
+    """Open (or resume) a scan, seed its frontier; wait for the workers unless ``wait`` is false.
+
+    The vantage check (:mod:`crawler.vantage`) runs first, before anything is opened or seeded; each
+    worker checks its own machine again when it starts (workers may run elsewhere)."""
     from storage.db import make_engine
 
     out = stream if stream is not None else sys.stderr
@@ -90,6 +95,7 @@ def start_distributed_scan(
     except DistributedError as exc:
         raise ScanError(str(exc)) from exc
     probe.close()
+    vantage_gate(config, skip=skip_vantage, stream=out)
     db = make_engine(config.database_url)
     try:
         scope = Scope()
@@ -299,8 +305,12 @@ def run_worker(
     concurrency: int | None = None,
     stream: TextIO | None = None,
     settings_overrides: dict[str, Any] | None = None,
+    skip_vantage: bool = False,
 ) -> WorkerSummary:
-    """Run one worker process on a distributed scan until its frontier is drained."""
+    """Run one worker process on a distributed scan until its frontier is drained.
+
+    Before taking any subject the worker runs the vantage check from its own machine: a worker on a
+    machine that cannot see the sites refuses to start (:class:`crawler.vantage.VantageError`)."""
     from crawler.middlewares import DISTRIBUTED_KEY
     from crawler.progress import Progress
     from crawler.spiders.distributed import DistributedSitesSpider
@@ -327,6 +337,11 @@ def run_worker(
             )
         print(f"[巡检 #{scan_id}] 已结束（{status}），没有可做的工作", file=stream or sys.stderr)
         return WorkerSummary(scan_id, 0, status)
+    try:
+        vantage_gate(config, skip=skip_vantage, stream=stream)
+    except BaseException:
+        db.dispose()
+        raise
     st = frontier.status()
     worker = worker_id()
     progress = Progress(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TextIO
@@ -206,12 +207,17 @@ def run_scan(
     second_pass: int | None = None,
     stream: TextIO | None = None,
     settings_overrides: dict[str, Any] | None = None,
+    skip_vantage: bool = False,
 ) -> ScanSummary:
     """Run one scan in this process (Scrapy's reactor: once per process).
 
     ``second_pass`` visits again the subjects of that finished scan whose failures are not confirmed
     yet (confirmation over time, ``storage/streaks.py``): their findings are replaced by the new visit's
-    and the scan's failures are confirmed once more."""
+    and the scan's failures are confirmed once more.
+
+    First of all (before a scan is opened, resumed or its second pass clears anything) the vantage
+    check (:mod:`crawler.vantage`) fetches the configured reference sites; when too few answer it raises
+    :class:`crawler.vantage.VantageError` and nothing is written. ``skip_vantage`` leaves it out."""
     from crawler.progress import Progress
     from crawler.spiders.sites import SitesSpider
     from storage.db import make_engine
@@ -221,6 +227,7 @@ def run_scan(
     render_mode = render or config.render
     if render_mode not in ("auto", "never", "always"):
         raise ScanError(f"--render 只能是 auto、never 或 always，而不是 {render_mode!r}")
+    vantage_gate(config, skip=skip_vantage, stream=stream)
     db = make_engine(config.database_url)
     earlier: dict[str, Any] = {}
     if second_pass is not None:
@@ -288,6 +295,17 @@ def run_scan(
             apply_retention(db, config)
         db.dispose()
     return ScanSummary(scan_id, str(status), counters)
+
+
+def vantage_gate(config: Config, *, skip: bool = False, stream: TextIO | None = None) -> None:
+    """The vantage check before a scan (or a worker) starts: raises
+    :class:`crawler.vantage.VantageError` when too few reference sites answer; says how many did."""
+    from crawler.vantage import require_vantage
+
+    report = require_vantage(config, skip=skip)
+    if report is not None:
+        failed = "；".join(f"{p.url}：{p.message}" for p in report.probes if not p.ok)
+        print(report.summary_line() + (f"（失败：{failed}）" if failed else ""), file=stream or sys.stderr)
 
 
 def confirm(db: Engine, scan_id: int, config: Config) -> ConfirmSummary:

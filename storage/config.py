@@ -63,6 +63,12 @@ class Config:
     timeout_s: float = 15.0
     dns_timeout_s: float = 5.0
     max_body_bytes: int = 5 * 1024 * 1024
+    # The vantage check (crawler/vantage.py, docs/deployment.md): reference sites fetched before a scan
+    # starts (empty: no check). When fewer than vantage_min_ok of them (a fraction; 0: report only) answer
+    # within vantage_timeout_s, the scan does not start: this machine does not see what visitors see.
+    vantage_urls: list[str] = field(default_factory=list)
+    vantage_min_ok: float = 0.5
+    vantage_timeout_s: float = 10.0
     max_subresources: int = 8
     confirm_attempts: int = 2
     # Seconds before a failure is tried again in the same scan (the quick retry: it separates transient
