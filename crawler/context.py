@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from crawler.guard import AddressGuard
+from crawler.politeness import Limiter
 from crawler.resolver import ScanResolver
 from crawler.tls import TlsMemory
 from storage.config import Config
@@ -29,7 +30,7 @@ class ScanContext:
     # Per-address politeness (crawler.politeness / crawler.shared_politeness), set by the downloader
     # middleware when the crawler starts: the fetcher takes its places before a request enters
     # Scrapy's downloader, the spider's frontier asks it which addresses may start a subject.
-    politeness: Any = None
+    politeness: Limiter | None = None
 
     def map_port(self, port: int) -> int:
         return self.port_map.get(port, port)

@@ -11,7 +11,7 @@ from scrapy.crawler import Crawler
 
 from crawler.context import ScanContext, get_context
 from crawler.errors import AddressRefusedError, DnsFailedError
-from crawler.politeness import Politeness, PolitenessSettings
+from crawler.politeness import Limiter, Politeness, PolitenessSettings
 from crawler.resolver import is_ip
 from storage.config import Config
 
@@ -29,7 +29,7 @@ class Place:
 
     __slots__ = ("address", "semaphore", "token")
 
-    def __init__(self, semaphore: Any, address: str, token: str) -> None:
+    def __init__(self, semaphore: Limiter, address: str, token: str) -> None:
         self.semaphore = semaphore
         self.address = address
         self.token = token
@@ -65,7 +65,7 @@ class ResolveGuardMiddleware:
     before it is sent until its response or failure, so all workers together stay within the limit.
     """
 
-    def __init__(self, context: ScanContext, semaphore: Any = None) -> None:
+    def __init__(self, context: ScanContext, semaphore: Limiter | None = None) -> None:
         self.context = context
         self.semaphore = semaphore
 
@@ -74,7 +74,7 @@ class ResolveGuardMiddleware:
         context = get_context(crawler.settings)
         config = context.config
         settings = politeness_settings(config)
-        semaphore: Any
+        semaphore: Limiter
         if crawler.settings.getbool(DISTRIBUTED_KEY):
             from crawler.shared_politeness import SharedPoliteness
 

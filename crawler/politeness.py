@@ -19,7 +19,7 @@ one platform. Every address therefore has:
   and it is most of what the address answered lately (:class:`Witnesses`): on a platform, one site's
   own WAF or maintenance page is not the platform's CC rule, which answers every site alike.
 
-:class:`Politeness` is the limiter of one process; :class:`crawler.distributed.SharedPoliteness` keeps
+:class:`Politeness` is the limiter of one process; :class:`crawler.shared_politeness.SharedPoliteness` keeps
 the same state in Redis for the workers of a distributed scan. Both hand out *places* the way
 a per-address semaphore would (``acquire`` → token, ``release``), and answer
 :meth:`admit` for the frontier: a subject of an address without a free place or rate budget is not
@@ -38,6 +38,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 #: Answers without push-back before an address's rate grows again by a tenth of the configured rate.
 RECOVER_AFTER = 20
@@ -58,6 +59,26 @@ MAX_BANS = 3
 WITNESSES = 2
 RECENT = 12
 WITNESS_S = 60.0
+
+
+class Limiter(Protocol):
+    """What the fetcher, the middleware and the frontier ask of the politeness layer
+    (:class:`Politeness` in one process, :class:`crawler.shared_politeness.SharedPoliteness` over Redis)."""
+
+    async def acquire(self, address: str) -> str: ...
+    async def release(self, address: str, token: str) -> None: ...
+    def set_rate(self, address: str, rate_per_min: float) -> None: ...
+    def feedback(
+        self,
+        address: str,
+        signal: Signal,
+        retry_after_s: float | None = None,
+        host: str = "",
+        mark: str = "",
+    ) -> None: ...
+    def admit(self, address: str) -> bool: ...
+    def started(self, address: str) -> None: ...
+    def finished(self, address: str) -> None: ...
 
 
 class Signal(StrEnum):
