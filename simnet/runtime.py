@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from simnet.build import LEGACY_TLS_ADDR, SM2_ADDR, gzip_bomb
+from simnet.conac import ConacLog
 from simnet.dns_server import serve_dns
 from simnet.model import LISTENER_MODES, Route, StaticUniverse, TlsMode, Universe
 from simnet.samples import Sample, load
@@ -114,6 +115,12 @@ class SimNet:
     @property
     def requests_served(self) -> int:
         return self._farm.requests if self._farm else 0
+
+    @property
+    def conac(self) -> ConacLog:
+        """Requests to CONAC's hosts so far (per host), conditional ones, 304s."""
+        assert self._farm is not None, "simnet is not running"
+        return self._farm.conac
 
     def env(self) -> dict[str, str]:
         """``BADGEWATCH_*`` variables that point badgewatch at this simnet."""
