@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,15 +31,20 @@ class ScrapyFetcher:
         self.context = get_context(crawler.settings)
         self.fallback = TlsFallback(self.context)
 
-    async def get(self, url: str, *, maxsize: int, priority: int = 0) -> RawResponse:
+    async def get(
+        self, url: str, *, maxsize: int, priority: int = 0, headers: Mapping[str, str] | None = None
+    ) -> RawResponse:
         # The legacy flag is read by the TLS policy from the same memory: nothing to pass here.
-        return await self.fallback.run(url, lambda _legacy: self._get(url, maxsize, priority))
+        return await self.fallback.run(url, lambda _legacy: self._get(url, maxsize, priority, headers))
 
-    async def _get(self, url: str, maxsize: int, priority: int) -> RawResponse:
+    async def _get(
+        self, url: str, maxsize: int, priority: int, headers: Mapping[str, str] | None = None
+    ) -> RawResponse:
         host = (urlsplit(url).hostname or "").lower()
         address, place = await self._take_place(host)
         request = Request(
             url,
+            headers=dict(headers) if headers else None,  # conditional requests (crawler/conac_cache.py)
             dont_filter=True,
             priority=priority,
             meta={

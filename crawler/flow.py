@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -53,10 +54,20 @@ class RawResponse:
     # TLS: the certificates the server sent after its leaf (None: not known) and the protocol version.
     peer_chain: tuple[Any, ...] | None = None
     tls_version: str = ""
+    # Set when the body came from the CONAC cache, not from this request (crawler/conac_cache.py):
+    # what the evidence records (validated when, revalidated or not).
+    cache: dict[str, Any] | None = None
 
 
 class Fetcher(Protocol):
-    async def get(self, url: str, *, maxsize: int, priority: int = 0) -> RawResponse: ...
+    async def get(
+        self, url: str, *, maxsize: int, priority: int = 0, headers: Mapping[str, str] | None = None
+    ) -> RawResponse: ...
+
+
+# True while a subject's retry runs: its CONAC answers are revalidated with the server even within the
+# cache's max age, so a failure is always confirmed with a fresh exchange (crawler/conac_cache.py).
+REVALIDATE: ContextVar[bool] = ContextVar("badgewatch_revalidate", default=False)
 
 
 @dataclass
@@ -485,6 +496,8 @@ class Flow:
         record["blob"] = self._put(resp.body)
         record["status"] = resp.status
         record["content_type"] = _header(resp.headers, "content-type")
+        if resp.cache is not None:
+            record["cache"] = resp.cache  # served by the CONAC cache: from when, validated when
         attach_subresource(page, need, resp.url, resp.body, record["content_type"])
 
     # --- a domain -------------------------------------------------------------------------------
@@ -575,6 +588,7 @@ class Flow:
         """One attempt at any subject. Never raises (but for cancellation): whatever goes wrong with
         one subject is that subject's ``unknown/internal_error``, recorded with the exception, and the
         scan goes on."""
+        token = REVALIDATE.set(job.attempt > 1)
         try:
             if isinstance(job, SiteJob):
                 return await self.site(job)
@@ -586,6 +600,8 @@ class Flow:
         except Exception as exc:
             log.exception("subject %s failed", job.subject)
             return internal_error_result(job, exc)
+        finally:
+            REVALIDATE.reset(token)
 
 
 def internal_error_result(job: Job, exc: BaseException) -> SubjectResult:

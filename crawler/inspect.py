@@ -20,6 +20,7 @@ import asyncio
 import re
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,11 +98,17 @@ class AiohttpFetcher:
         self.fallback = TlsFallback(ctx)
         self.legacy_tls = legacy_ssl_context()
 
-    async def get(self, url: str, *, maxsize: int, priority: int = 0) -> RawResponse:
-        return await self.fallback.run(url, lambda legacy: self._get(url, maxsize, legacy))
+    async def get(
+        self, url: str, *, maxsize: int, priority: int = 0, headers: Mapping[str, str] | None = None
+    ) -> RawResponse:
+        return await self.fallback.run(url, lambda legacy: self._get(url, maxsize, legacy, headers))
 
-    async def _get(self, url: str, maxsize: int, legacy: bool) -> RawResponse:
+    async def _get(
+        self, url: str, maxsize: int, legacy: bool, headers: Mapping[str, str] | None = None
+    ) -> RawResponse:
         extra: dict[str, Any] = {"ssl": self.legacy_tls} if legacy else {}
+        if headers:
+            extra["headers"] = dict(headers)  # conditional requests
         async with self.session.get(url, allow_redirects=False, **extra) as resp:
             cert, chain, version = None, None, ""
             # A small body is read with the headers and the connection already back in the pool

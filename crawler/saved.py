@@ -30,6 +30,7 @@ import logging
 import mimetypes
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -218,7 +219,10 @@ class LocalFetcher:
         self._origin = (parts.scheme, parts.netloc)
         self._page_dir = parts.path[: parts.path.rfind("/") + 1] or "/"
 
-    async def get(self, url: str, *, maxsize: int, priority: int = 0) -> RawResponse:
+    async def get(
+        self, url: str, *, maxsize: int, priority: int = 0, headers: Mapping[str, str] | None = None
+    ) -> RawResponse:
+        # ``headers`` (conditional requests) mean nothing to files: the file is served whole.
         path, why = self.resolve(url)
         if path is None:
             self.missing[url] = why

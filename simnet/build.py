@@ -20,7 +20,7 @@ from typing import Any
 
 from simnet import scenarios as sc
 from simnet import shields
-from simnet.conac import BSZS_HOST, DCS_HOST, RED_PAGE_HOST, Badge, badge_script, verify_page
+from simnet.conac import BSZS_HOST, DCS_HOST, RED_PAGE_HOST, Badge, badge_script, validators, verify_page
 from simnet.ident import (
     INSTITUTION,
     PARTY,
@@ -268,14 +268,19 @@ def make_badge(
 
 
 def conac_hosts(badge: Badge) -> list[HostSite]:
-    """The dcs script and bszs page of a badge."""
+    """The dcs script and bszs page of a badge (with ``ETag`` and ``Last-Modified``: CONAC answers
+    conditional requests, see :class:`simnet.conac.ConacLog`)."""
+    script = badge_script(badge).encode()
+    page = verify_page(badge).encode()
     return [
         HostSite(
             DCS_HOST,
             CONAC_ADDR,
             {
                 badge.script_path: Route(
-                    body=badge_script(badge).encode(), content_type="application/javascript; charset=utf-8"
+                    body=script,
+                    content_type="application/javascript; charset=utf-8",
+                    headers=validators(script, badge.issued),
                 )
             },
         ),
@@ -284,7 +289,7 @@ def conac_hosts(badge: Badge) -> list[HostSite]:
             CONAC_ADDR,
             {
                 f"/sitename?id={badge.verify_id}": Route(
-                    body=verify_page(badge).encode(), content_type=HTML_UTF8
+                    body=page, content_type=HTML_UTF8, headers=validators(page, badge.issued)
                 )
             },
         ),
@@ -947,7 +952,11 @@ def infrastructure(as_of: dt.date) -> Built:
     from simnet.pngs import BADGE_IMAGES, badge_png
 
     out = Built()
-    images = {f"/image/{n}.png": Route(body=badge_png(n), content_type="image/png") for n in BADGE_IMAGES}
+    images = {
+        f"/image/{n}.png": Route(body=png, content_type="image/png", headers=validators(png))
+        for n in BADGE_IMAGES
+        for png in (badge_png(n),)
+    }
     out.hosts.append(HostSite(DCS_HOST, CONAC_ADDR, images))
     out.hosts.append(HostSite(BSZS_HOST, CONAC_ADDR, {}))
     out.hosts.append(HostSite(RED_PAGE_HOST, REDPAGE_ADDR, {"/": Route(body="<h1>网络红页</h1>".encode())}))

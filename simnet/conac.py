@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import hashlib
 import html
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from simnet.ident import PARTY, badge_script_path
+from simnet.model import Action, Route
 
 DCS_HOST = "dcs.conac.cn"
 BSZS_HOST = "bszs.conac.cn"
@@ -120,3 +125,84 @@ def verify_page(badge: Badge) -> str:
         "<p>本网站标识由中央机构编制委员会办公室事业发展中心（政务和公益机构域名注册管理中心）颁发。</p>"
         "</body></html>"
     )
+
+
+# --- caching: validators and conditional requests ------------------------------------------------------
+
+CONAC_SERVED = frozenset({DCS_HOST, BSZS_HOST})
+#: When a resource without a date of its own last changed (the badge images).
+DEFAULT_MODIFIED = "2015-01-20"
+
+
+def validators(body: bytes, modified: str = DEFAULT_MODIFIED) -> tuple[tuple[str, str], ...]:
+    """``ETag`` (a hash of the body: it changes with the body) and ``Last-Modified`` (``modified``, an
+    ISO date, 08:00 GMT) as CONAC's servers send them."""
+    day = dt.datetime.fromisoformat(modified).replace(hour=8, tzinfo=dt.UTC)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    return (("ETag", etag), ("Last-Modified", email.utils.format_datetime(day, usegmt=True)))
+
+
+class NotModified(Route):
+    """A 304: the validators, no body and no ``Content-Length`` (RFC 9110 §15.4.5)."""
+
+    __slots__ = ()
+
+    def wire(self, keep_alive: bool, head: bool) -> bytes:
+        lines = ["HTTP/1.1 304 Not Modified", "Server: simnet"]
+        lines.extend(f"{k}: {v}" for k, v in self.headers)
+        lines.append("Connection: " + ("keep-alive" if keep_alive else "close"))
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@dataclass
+class ConacLog:
+    """What CONAC's hosts were asked (per host), how many requests were conditional, how many got a 304;
+    and the conditional answers themselves (:meth:`answer`, called by the web farm for every request)."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    conditional: int = 0
+    not_modified: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def answer(self, host: str, route: Route, head: bytes) -> Route:
+        """``route``, or a 304 when the request's ``If-None-Match`` / ``If-Modified-Since`` (``head``:
+        the request head in lower case) say the client holds the current body."""
+        if host not in CONAC_SERVED:
+            return route
+        self.requests[host] += 1
+        if b"\r\nif-" not in head:
+            return route
+        self.conditional += 1
+        if route.action is not Action.RESPOND or route.status != 200:
+            return route
+        etag = next((v for k, v in route.headers if k.lower() == "etag"), "")
+        modified = next((v for k, v in route.headers if k.lower() == "last-modified"), "")
+        match = _request_header(head, b"if-none-match")
+        since = _request_header(head, b"if-modified-since")
+        fresh = False
+        if match is not None:  # RFC 9110 §13.2.2: If-None-Match decides when present (weak comparison)
+            tags = {t.strip().removeprefix("w/") for t in match.split(",")}
+            fresh = bool(etag) and ("*" in tags or etag.lower().removeprefix("w/") in tags)
+        elif since is not None and modified:
+            try:
+                changed = email.utils.parsedate_to_datetime(modified)
+                fresh = changed <= email.utils.parsedate_to_datetime(since)
+            except (TypeError, ValueError):
+                fresh = False
+        if not fresh:
+            return route
+        self.not_modified += 1
+        kept = tuple((k, v) for k, v in route.headers if k.lower() in ("etag", "last-modified"))
+        return NotModified(status=304, body=b"", content_type="", headers=kept)
+
+
+def _request_header(head: bytes, name: bytes) -> str | None:
+    i = head.find(b"\r\n" + name + b":")
+    if i < 0:
+        return None
+    start = i + 3 + len(name)
+    j = head.find(b"\r\n", start)
+    return head[start : j if j >= 0 else len(head)].strip().decode("latin-1")

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from simnet.build import LEGACY_TLS_ADDR, SM2_ADDR, gzip_bomb
+from simnet.conac import ConacLog
 from simnet.dns_server import serve_dns
 from simnet.model import (
     LISTENER_MODES,
@@ -173,6 +174,12 @@ class SimNet:
     def stats(self) -> dict[str, Any]:
         """Same as :meth:`cc_report`."""
         return self.cc_report()
+
+    @property
+    def conac(self) -> ConacLog:
+        """Requests to CONAC's hosts so far (per host), conditional ones, 304s."""
+        assert self._farm is not None, "simnet is not running"
+        return self._farm.conac
 
     def env(self) -> dict[str, str]:
         """``BADGEWATCH_*`` variables that point badgewatch at this simnet."""

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from simnet import shields
+from simnet.conac import ConacLog
 from simnet.model import Action, AddressPolicy, Route, Universe, lookup_route
 from simnet.pages import challenge_page
 
@@ -180,6 +181,7 @@ class Farm:
         self._bomb = bomb
         self._bombs: dict[int, asyncio.Future[bytes]] = {}
         self.requests = 0
+        self.conac = ConacLog()  # requests to CONAC's hosts; their 304s to conditional requests
         self.nonce = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -477,6 +479,7 @@ class _Conn(asyncio.Protocol):
             self._reset()
             return
         route = lookup_route(site, path.decode("latin-1"), self.tls)
+        route = self.farm.conac.answer(site.host, route, lower)
         action = route.action
         if action is Action.RESPOND:
             t.write(route.wire(keep, head_only))

@@ -60,6 +60,13 @@ class Config:
     # Requests per minute to CONAC's hosts (badge scripts, verification pages): every site's come from
     # them (0: the per-address rate applies).
     conac_rate_per_min: float = 1800.0
+    # Keep CONAC's answers (badge scripts, verification pages, badge images) across scans, in the
+    # database (shared by distributed workers) with bodies in the evidence store (false: never).
+    conac_cache: bool = True
+    # Hours a kept answer is used without asking CONAC at all; after that it is revalidated with a
+    # conditional request (304: reused). 36: every other night with nightly scans, whatever the start
+    # times; a revoked badge or a changed registration shows within 36 h. 0: revalidate on every use.
+    conac_cache_max_age_h: float = 36.0
     timeout_s: float = 15.0
     dns_timeout_s: float = 5.0
     max_body_bytes: int = 5 * 1024 * 1024

@@ -169,7 +169,7 @@ def prune_captures(engine: Any, store: EvidenceStore, retention_days: int, now: 
 
     import sqlalchemy as sa
 
-    from storage.models import AnnualReport, Capture, Finding, Notification
+    from storage.models import AnnualReport, Capture, ConacCacheEntry, Finding, Notification
 
     summary = PruneSummary()
     now = now or dt.datetime.now(dt.UTC)
@@ -210,6 +210,8 @@ def prune_captures(engine: Any, store: EvidenceStore, retention_days: int, now: 
                 if isinstance(rec, dict) and rec.get("blob"):
                     live.add(str(rec["blob"]))
         live.update(k for k in conn.execute(sa.select(Notification.attachment_blob)).scalars() if k)
+        # The CONAC cache's bodies (crawler/conac_cache.py) are reused by the next scans.
+        live.update(k for k in conn.execute(sa.select(ConacCacheEntry.body_blob)).scalars() if k)
     cutoff_ts = cutoff.timestamp()
     for key in list(store.keys()):
         if key in live:

@@ -371,6 +371,26 @@ class FindingStreak(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+
+class ConacCacheEntry(Base):
+    """A CONAC resource (badge script, verification page, badge image) kept across scans and shared by
+    the workers of a distributed scan (``crawler/conac_cache.py``): its body in the evidence store, the
+    validators CONAC sent, and when CONAC last confirmed it (a 200, or a 304 to a conditional request).
+    Only answers that look like the resource are kept: never an error, a challenge or a block page."""
+
+    __tablename__ = "conac_cache"
+
+    url_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # SHA-256 of the URL
+    url: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[int]
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)  # as received (Content-Type …)
+    body_blob: Mapped[str] = mapped_column(sa.String(80))
+    body_size: Mapped[int]
+    etag: Mapped[str] = mapped_column(sa.String(300), default="")
+    last_modified: Mapped[str] = mapped_column(sa.String(100), default="")
+    fetched_at: Mapped[datetime]  # the body was last received (a 200)
+    validated_at: Mapped[datetime]  # CONAC last confirmed it (a 200 or a 304)
+
 # --- annual reports, notifications, users --------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from scrapy import Request, Spider
 from scrapy.http import Response
 
 from checks.verdict import Verdict
-from crawler import checking
+from crawler import checking, conac_cache
 from crawler.certs import CertJudge
 from crawler.context import get_context
 from crawler.fetcher import ScrapyFetcher
@@ -70,7 +70,7 @@ class SitesSpider(Spider):
         self.scope = Scope.from_json(scope_raw or {})
         render_mode = self.render_arg or (scope_raw or {}).get("render") or config.render
         renderer = None
-        fetcher = ScrapyFetcher(self.crawler)
+        fetcher = conac_cache.wrap(ScrapyFetcher(self.crawler), config)  # CONAC's answers kept across scans
         self.renderer_obj: Any = None
         if render_mode != "never":
             from crawler.render import Renderer
