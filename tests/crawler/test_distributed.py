@@ -5,6 +5,7 @@ per-IP limit holds across workers (counted by a proxy in front of the web farm).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import socket
@@ -381,3 +382,45 @@ def test_ip_places_are_kept_briefly_and_never_exceed_the_limit(redis_url: str, r
         asyncio.run(scenario())
     finally:
         client.close()
+
+
+@pytest.mark.redis
+def test_rate_and_bans_are_shared_by_workers(redis_url: str, redis_prefix: str) -> None:
+    """Two workers' politeness on one address (600 a minute) on real Redis: their requests together
+    start at most one per 0.1 s; a ban one worker sees holds the other."""
+    import asyncio
+
+    from crawler.politeness import PolitenessSettings, Signal
+    from crawler.shared_politeness import SharedPoliteness
+
+    settings = PolitenessSettings(concurrency=8, rate_per_min=600, ban_s=1.0)
+    address = "192.0.2.9"
+
+    async def worker(pol: SharedPoliteness, n: int, starts: list[float]) -> None:
+        for _ in range(n):
+            token = await pol.acquire(address)
+            starts.append(time.monotonic())
+            await pol.release(address, token)
+
+    async def scenario() -> tuple[list[float], float]:
+        a = SharedPoliteness(redis_url, redis_prefix, settings, 30)
+        b = SharedPoliteness(redis_url, redis_prefix, settings, 30)
+        starts: list[float] = []
+        try:
+            await asyncio.gather(worker(a, 8, starts), worker(b, 8, starts))
+            # A ban seen by A (two hosts answering the same CC page) holds B.
+            a.feedback(address, Signal.BAN, host="x.example", mark="page:cc")
+            a.feedback(address, Signal.BAN, host="y.example", mark="page:cc")
+            await asyncio.sleep(0.2)  # the feedback reaches Redis
+            t0 = time.monotonic()
+            await b.release(address, await b.acquire(address))
+            held = time.monotonic() - t0
+        finally:
+            await a.aclose()
+            await b.aclose()
+        return sorted(starts), held
+
+    starts, held = asyncio.run(scenario())
+    gaps = [y - x for x, y in itertools.pairwise(starts)]
+    assert len(starts) == 16 and min(gaps) >= 0.1 - 0.02, gaps
+    assert held >= 0.6  # most of the one-second ban (less the feedback's 0.2 s)
