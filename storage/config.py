@@ -51,8 +51,8 @@ class Config:
     per_ip_rate_per_min: float = 120.0
     # The rate an address that pushes back (429/503, resets, block pages) is never slowed below.
     per_ip_min_rate_per_min: float = 6.0
-    # Seconds an address that banned the scanner is left alone (doubling while bans repeat, at most 4 h;
-    # a Retry-After header says how long instead).
+    # Seconds an address that banned the scanner is left alone (doubling while bans repeat, at most
+    # ban_max_s; a Retry-After header says how long instead).
     ban_backoff_s: float = 600.0
     # The longest one ban is waited out (Retry-After included): a site that always answers 429 must not
     # hold the night's end for hours (after three bans the scan stops waiting for the address).
