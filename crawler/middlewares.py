@@ -3,6 +3,7 @@ per-address politeness (concurrency, rate, back-off; in a distributed scan share
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from storage.config import Config
 # Scrapy setting: this process is a worker of a distributed scan (the per-IP limit lives in Redis).
 DISTRIBUTED_KEY = "BADGEWATCH_DISTRIBUTED"
 TOKEN_META = "badgewatch_ip_token"
+log = logging.getLogger(__name__)
 
 
 class Place:
@@ -68,6 +70,7 @@ class ResolveGuardMiddleware:
     def __init__(self, context: ScanContext, semaphore: Limiter | None = None) -> None:
         self.context = context
         self.semaphore = semaphore
+        self.stats: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ResolveGuardMiddleware:
@@ -85,10 +88,19 @@ class ResolveGuardMiddleware:
             semaphore = Politeness(settings)
         context.politeness = semaphore
         mw = cls(context, semaphore)
+        mw.stats = crawler.stats
         crawler.signals.connect(mw.spider_closed, signal=signals.spider_closed)
         return mw
 
     async def spider_closed(self, spider: Spider | None = None) -> None:
+        # What the addresses said of the scan's pace, for the scan's stats and the log.
+        pol = self.semaphore
+        if pol is not None and self.stats is not None:
+            self.stats.set_value("badgewatch/politeness_bans", getattr(pol, "bans", 0))
+            self.stats.set_value("badgewatch/politeness_pushbacks", getattr(pol, "pushbacks", 0))
+        snapshot = getattr(pol, "snapshot", None)
+        if snapshot is not None and (slowed := snapshot()):
+            log.warning("addresses that pushed back or are slowed: %s", slowed)
         # Places a distributed worker keeps between requests go back at once (not after their expiry).
         aclose = getattr(self.semaphore, "aclose", None)
         if aclose is not None:

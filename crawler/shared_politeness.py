@@ -251,9 +251,6 @@ class SharedPoliteness:
             for known in (self._subjects, self._banned, self._fresh, self._next, self._witnesses):
                 known.pop(address, None)
 
-    def snapshot(self) -> dict[str, dict[str, float]]:
-        return {}
-
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
