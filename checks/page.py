@@ -248,6 +248,14 @@ class Document:
             self._tree, self.cut = parse_html_checked(self.text, self.utf8)
         return self._tree
 
+    def scripts_and_metas(self) -> list[etree._Element]:
+        """Every ``<script>`` and ``<meta>`` of the document in order: one C-level traversal, shared by
+        the script reading, the include finder, the badge scan and the 标识码 sources (kept in ``memo``)."""
+        found: list[etree._Element] | None = self.memo.get("scripts_and_metas")
+        if found is None:
+            found = self.memo["scripts_and_metas"] = list(self.tree.iter("script", "meta"))
+        return found
+
     @property
     def base_url(self) -> str:
         """What relative URLs resolve against: the first ``<base href>`` (resolved), else ``url``."""

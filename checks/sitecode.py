@@ -30,7 +30,6 @@ from checks.text import (
     missing_verdict,
     needs_of,
     script_documents,
-    scripts_and_metas,
     search_page,
 )
 from checks.verdict import Evidence, Status, Verdict
@@ -53,7 +52,7 @@ def _is_jiucuo(el: etree._Element) -> bool:
 def _machine_sources(doc: Document, name: str) -> list[_Seen]:
     """SiteIDCode metas and jiucuo ``sitecode`` attributes of one document's live markup."""
     out: list[_Seen] = []
-    for el in scripts_and_metas(doc):
+    for el in doc.scripts_and_metas():
         if el.tag == "meta":
             if (el.get("name") or "").strip().lower() == "siteidcode":
                 raw = (el.get("content") or "").strip()

@@ -1001,21 +1001,12 @@ def _live_scripts(doc: Document) -> list[tuple[str, str]]:
     return out
 
 
-def scripts_and_metas(doc: Document) -> list[etree._Element]:
-    """Every ``<script>`` and ``<meta>`` of the document in order: one C-level traversal, shared by the
-    script reading here, the badge scan and the 标识码 sources (kept in ``doc.memo``)."""
-    found: list[etree._Element] | None = doc.memo.get("scripts_and_metas")
-    if found is None:
-        found = doc.memo["scripts_and_metas"] = list(doc.tree.iter("script", "meta"))
-    return found
-
-
 def _read_scripts(doc: Document) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     base = doc.base_url
     m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*", base)
     origin = m.group(0) if m else ""
-    for el in scripts_and_metas(doc):
+    for el in doc.scripts_and_metas():
         if el.tag != "script":
             continue
         if (el.get("type") or "").strip().lower() not in _JS_TYPES:
