@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "crawler.cli",
     "reports.cli",
     "review.cli",
+    "review.audit_cli",
     "scheduler",
 )
 

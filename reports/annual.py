@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from checks.reasons import UnknownReasonError, describe
 from checks.verdict import Status
+from storage import audit
 from storage.models import (
     AnnualReport,
     AnnualReportEvent,
@@ -57,6 +58,8 @@ STATE_LABELS = {S: "已提交", OA: "编办已审核", A: "审核通过", R: "�
 VALID, PARTLY, INVALID, NO_DOMAIN = "有效", "部分无效", "无效", "无域名"
 YES, NO, PARTIAL, NO_SITE = "是", "否", "部分", "无网站"
 UNDECIDED = "无法判定"
+
+SUBMITTED_FIELDS = ("organizer", "site_name", "domains_status", "functions_reviewed", "badge_displayed")
 
 
 class TransitionError(ValueError):
@@ -100,7 +103,6 @@ def transition(
     if not actor.strip():
         raise TransitionError(f"年度报告 {report.id}：必须记录操作人")
     event = AnnualReportEvent(
-        report_id=report.id,
         from_state=report.state,
         to_state=target.value,
         actor=actor,
@@ -110,7 +112,8 @@ def transition(
     )
     report.state = target.value
     report.rejection_reason = reason.strip() if target is R else ""
-    session.add(event)
+    # Through the collection only (it cascades the event into the session): adding it to the session
+    # first made the lazy load of ``report.events`` autoflush it and then list it twice.
     report.events.append(event)
     return event
 
@@ -326,11 +329,23 @@ def _contradicts(claim: str, derived: dict[str, Any], labels: tuple[str, str, st
     return False
 
 
-def disagreements(report: AnnualReport) -> list[str]:
-    """Where what the unit submitted certainly contradicts what the scans show (plain Chinese)."""
+def fresh_derived(session: Session, report: AnnualReport) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fields 3 and 5 as the latest scans give them now, without touching ``report`` (a page that
+    shows a report must not write)."""
+    unit = report.unit
+    return derive_domains(session, unit).to_dict(), derive_badge(session, unit).to_dict()
+
+
+def disagreements(
+    report: AnnualReport,
+    derived_domains: dict[str, Any] | None = None,
+    derived_badge: dict[str, Any] | None = None,
+) -> list[str]:
+    """Where what the unit submitted certainly contradicts what the scans show (plain Chinese);
+    against the stored derived fields, or the ones given."""
     out: list[str] = []
     s3 = normalise_domains_answer(report.domains_status)
-    d3 = report.derived_domains or {}
+    d3 = (report.derived_domains if derived_domains is None else derived_domains) or {}
     if s3 and d3 and _contradicts(s3, d3, (VALID, PARTLY, INVALID, NO_DOMAIN)):
         out.append(
             f"字段3（域名有效性及使用状况）：单位填报“{report.domains_status}”，巡检结果为“{d3.get('value')}”"
@@ -338,7 +353,7 @@ def disagreements(report: AnnualReport) -> list[str]:
     elif report.domains_status.strip() and not s3:
         out.append(f"字段3：填报内容“{report.domains_status}”无法识别为有效/部分无效/无效/无域名")
     s5 = normalise_badge_answer(report.badge_displayed)
-    d5 = report.derived_badge or {}
+    d5 = (report.derived_badge if derived_badge is None else derived_badge) or {}
     if s5 and d5 and _contradicts(s5, d5, (YES, PARTIAL, NO, NO_SITE)):
         out.append(
             f"字段5（是否加挂网站标识）：单位填报“{report.badge_displayed}”，巡检结果为“{d5.get('value')}”"
@@ -357,15 +372,26 @@ def derive(session: Session, report: AnnualReport, at: dt.datetime | None = None
 
 
 def submit(
-    session: Session, unit: Unit, year: int, fields: dict[str, str], actor: str
+    session: Session,
+    unit: Unit,
+    year: int,
+    fields: dict[str, str],
+    actor: str,
+    *,
+    via: str = "import",
+    client: str = "",
+    user_id: int | None = None,
+    role: str = "",
 ) -> tuple[AnnualReport, str]:
     """Store a unit's submitted report; returns the report and what happened.
 
     ``created`` (first submission), ``resubmitted`` (after a rejection, or a correction before any
-    review), ``unchanged`` (the same fields again: importing a file twice changes nothing).
-    Raises :class:`TransitionError` when a reviewed report would be overwritten.
+    review: the version goes up), ``unchanged`` (the same fields again: importing a file twice
+    changes nothing). Raises :class:`TransitionError` when a reviewed report would be overwritten.
+    A submission that stores something is an event of the lasting audit trail, with its channel
+    (``via``: api or import) and client (address, or operator@host for an import).
     """
-    keys = ("organizer", "site_name", "domains_status", "functions_reviewed", "badge_displayed")
+    keys = SUBMITTED_FIELDS
     report = session.scalars(
         sa.select(AnnualReport).where(AnnualReport.unit_id == unit.id, AnnualReport.year == year)
     ).first()
@@ -376,9 +402,8 @@ def submit(
         report.unit = unit
         session.add(report)
         session.flush()
-        event = AnnualReportEvent(report_id=report.id, from_state="", to_state=S.value, actor=actor)
-        session.add(event)
-        report.events.append(event)
+        report.events.append(AnnualReportEvent(from_state="", to_state=S.value, actor=actor, user_id=user_id))
+        _audit_submission(session, report, "report.submitted", actor, via, client, user_id, role, fields)
         return report, "created"
     if all(getattr(report, k) == fields.get(k, "") for k in keys):
         return report, "unchanged"
@@ -388,8 +413,40 @@ def submit(
         )
     for k in keys:
         setattr(report, k, fields.get(k, ""))
-    transition(session, report, "resubmit", actor, reason="重新提交")
+    report.version += 1
+    transition(session, report, "resubmit", actor, reason="重新提交", user_id=user_id)
+    _audit_submission(session, report, "report.resubmitted", actor, via, client, user_id, role, fields)
     return report, "resubmitted"
+
+
+def _audit_submission(
+    session: Session,
+    report: AnnualReport,
+    kind: str,
+    actor: str,
+    via: str,
+    client: str,
+    user_id: int | None,
+    role: str,
+    fields: dict[str, str],
+) -> None:
+    unit = report.unit
+    audit.append(
+        session,
+        kind=kind,
+        actor=actor,
+        via=via,
+        client=client,
+        user_id=user_id,
+        role=role,
+        report_id=report.id,
+        unit_id=unit.id,
+        unit_name=unit.name,
+        office_code=unit.office_code,
+        year=report.year,
+        version=report.version,
+        detail={"fields": {k: fields.get(k, "") for k in SUBMITTED_FIELDS}},
+    )
 
 
 def reports_for(session: Session, year: int, office_codes: Iterable[str] | None = None) -> list[AnnualReport]:

@@ -7,8 +7,11 @@ unless every row is good. Importing the same file twice changes nothing.
 from __future__ import annotations
 
 import csv
+import getpass
 import io
+import os
 import re
+import socket
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -146,11 +149,24 @@ def _find_header(rows: list[tuple[int, list[str]]], source: str) -> tuple[int, d
     )
 
 
+def operator() -> str:
+    """Who runs this import, as the audit trail names the client of an import: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "?"
+    return f"{user}@{socket.gethostname()}"
+
+
 def import_annual(
-    session: Session, path: Path, *, year: int | None = None, actor: str = "import"
+    session: Session, path: Path, *, year: int | None = None, actor: str = "import", client: str = ""
 ) -> ImportResult:
-    """Import ``path``; commits nothing (the caller commits) and raises :class:`AnnualImportError`."""
+    """Import ``path``; commits nothing (the caller commits) and raises :class:`AnnualImportError`.
+
+    Each stored submission is an audit event on the channel ``import`` with ``client`` (by default
+    :func:`operator`) and the file's name."""
     source = str(path)
+    client = f"{client or operator()}:{path.name}"
     if not path.exists():
         raise AnnualImportError(source, [Issue(0, "文件不存在")])
     rows = list(read_rows(path))
@@ -222,7 +238,7 @@ def import_annual(
     stored: list[AnnualReport] = []
     for line, unit, y, fields in pending:
         try:
-            report, what = submit(session, unit, y, fields, actor)
+            report, what = submit(session, unit, y, fields, actor, via="import", client=client)
         except TransitionError as exc:
             issues.append(Issue(line, str(exc)))
             continue

@@ -2,7 +2,8 @@
 
 Roles (``storage.models.UserRole``): *office* sees and acts on its own office and every office below
 it; *center* (the domain center) sees everything and decides at the second level; *admin* manages
-accounts and nothing else.
+accounts and nothing else; *submitter* (the portal through which units submit annual reports) may
+submit reports for the units of its office subtree (every office without one) and do nothing else.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ class Principal:
         return self.role is UserRole.ADMIN
 
     @property
+    def is_submitter(self) -> bool:
+        return self.role is UserRole.SUBMITTER
+
+    def may_submit_for(self, code: str | None) -> bool:
+        """Whether this user may submit an annual report for a unit of office ``code``."""
+        if self.role not in (UserRole.OFFICE, UserRole.CENTER, UserRole.SUBMITTER) or code is None:
+            return False
+        return self.offices is None or code in self.offices
+
+    @property
     def reviews(self) -> bool:
         """Whether this user may see registry, scans and reports at all (admins may not)."""
         return self.role in (UserRole.OFFICE, UserRole.CENTER)
@@ -59,7 +70,12 @@ class Principal:
         return ROLE_LABELS[self.role]
 
 
-ROLE_LABELS = {UserRole.OFFICE: "编办审核员", UserRole.CENTER: "域名中心审核员", UserRole.ADMIN: "系统管理员"}
+ROLE_LABELS = {
+    UserRole.OFFICE: "编办审核员",
+    UserRole.CENTER: "域名中心审核员",
+    UserRole.ADMIN: "系统管理员",
+    UserRole.SUBMITTER: "报告报送系统",
+}
 
 
 def office_subtree(session: Session, code: str) -> frozenset[str]:
@@ -82,9 +98,9 @@ def office_subtree(session: Session, code: str) -> frozenset[str]:
 def principal_of(session: Session, user: User) -> Principal:
     role = UserRole(user.role)
     offices: frozenset[str] | None
-    if role is UserRole.CENTER:
+    if role is UserRole.CENTER or (role is UserRole.SUBMITTER and not user.office_code):
         offices = None
-    elif role is UserRole.OFFICE and user.office_code:
+    elif role in (UserRole.OFFICE, UserRole.SUBMITTER) and user.office_code:
         offices = office_subtree(session, user.office_code)
     else:
         offices = frozenset()
@@ -101,10 +117,10 @@ def create_user(
     try:
         r = UserRole(role)
     except ValueError:
-        raise AccountError(f"未知的角色: {role}（可选 office、center、admin）") from None
-    if r is UserRole.OFFICE:
-        if not office_code:
-            raise AccountError(f"编办审核员 {name} 必须指定所属编办（--office 编办代码）")
+        raise AccountError(f"未知的角色: {role}（可选 office、center、admin、submitter）") from None
+    if r is UserRole.OFFICE and not office_code:
+        raise AccountError(f"编办审核员 {name} 必须指定所属编办（--office 编办代码）")
+    if r in (UserRole.OFFICE, UserRole.SUBMITTER) and office_code:
         if session.get(Office, office_code) is None:
             raise AccountError(f"编办代码 {office_code} 不在登记信息中")
     elif office_code:
@@ -118,7 +134,7 @@ def create_user(
     user = User(
         name=name,
         role=r.value,
-        office_code=office_code if r is UserRole.OFFICE else None,
+        office_code=office_code if r in (UserRole.OFFICE, UserRole.SUBMITTER) else None,
         password_hash=hashed,
         email=email,
         active=True,

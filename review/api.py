@@ -11,34 +11,57 @@ import datetime as dt
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from reports.annual import TransitionError, derive, submit
+from reports.annual import TransitionError, derive, disagreements, submit
 from reports.annual_report import report_dict
 from review.accounts import Principal
 from review.console import Forbidden, api_principal, client_ip, console_of, db_session
-from review.decisions import DecisionError, decide, load_report, reports_in_scope, send_notices
-from review.evidence import reason_message, report_findings
-from storage.models import Finding, Scan, Unit, Website
+from review.decisions import (
+    DecisionError,
+    basis_now,
+    current_derived,
+    decide,
+    load_report,
+    reports_in_scope,
+    send_notices,
+    suggested_reasons,
+)
+from review.evidence import reason_message
+from storage.models import AnnualReport, Finding, Scan, Unit, Website
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 DB = Annotated[Session, Depends(db_session)]
 FIRST_YEAR = 2013  # .政务/.公益 were delegated on 2013-12-12
 
 
-def _principal(request: Request, session: DB) -> Principal:
+def _anyone(request: Request, session: DB) -> Principal:
     who = api_principal(request, session)
     if who is None:
         raise Forbidden("需要有效的 API 令牌（Authorization: Bearer …）", 401)
+    return who
+
+
+def _principal(who: Annotated[Principal, Depends(_anyone)]) -> Principal:
+    if who.is_submitter:
+        raise Forbidden("报告报送账号只能提交年度报告（POST /api/v1/annual-reports）")
     if not who.reviews:
         raise Forbidden("系统管理员的令牌不能访问年度报告和巡检数据")
     return who
 
 
+def _submitter(who: Annotated[Principal, Depends(_anyone)]) -> Principal:
+    if who.is_admin:
+        raise Forbidden("系统管理员的令牌不能提交年度报告")
+    return who
+
+
 Who = Annotated[Principal, Depends(_principal)]
+Anyone = Annotated[Principal, Depends(_anyone)]
+Submitter = Annotated[Principal, Depends(_submitter)]
 
 
 class SubmittedReport(BaseModel):
@@ -57,9 +80,21 @@ class SubmittedReport(BaseModel):
 
 
 class Decision(BaseModel):
+    """A reviewer's decision on one version of a report (``version`` and ``basis`` as the report's
+    GET returned them)."""
+
     model_config = ConfigDict(extra="forbid")
 
     decision: str = Field(pattern="^(approve|reject)$", description="approve 或 reject")
+    version: int = Field(ge=1, le=2**31 - 1, description="所审核的报告版本（GET 返回的 version）")
+    basis: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{16}$",
+        description="所见巡检结果的摘要（GET 返回的 basis）；给出时，巡检结果有更新则拒绝（409）",
+    )
+    confirm_disagreements: bool = Field(
+        default=False, description="填报与巡检结果不一致时审核通过，须为 true（已核对不一致之处）"
+    )
     reason: str = Field(default="", max_length=2000, description="退回原因（reject 时必填）")
 
 
@@ -67,8 +102,21 @@ def _error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
+def _report_json(session: Session, report: AnnualReport) -> dict[str, Any]:
+    """A report as the API shows it: with its version, and — while it waits for a decision — fields
+    3 and 5 as the latest scans give them and the ``basis`` a decision names (read only)."""
+    out = report_dict(report)
+    out["version"] = report.version
+    d3, d5 = current_derived(session, report)
+    out["derived"] = {**out["derived"], "domains_status": d3, "badge_displayed": d5}
+    out["disagreements"] = disagreements(report, d3, d5)
+    out["suggested_reasons"] = suggested_reasons(out["disagreements"])
+    out["basis"] = basis_now(session, report)
+    return out
+
+
 @router.get("/me", summary="当前令牌的用户与权限范围")
-def me(who: Who) -> dict[str, Any]:
+def me(who: Anyone) -> dict[str, Any]:
     return {
         "name": who.name,
         "role": who.role.value,
@@ -90,7 +138,7 @@ def me(who: Who) -> dict[str, Any]:
         422: {"description": "字段无效"},
     },
 )
-def submit_report(body: SubmittedReport, who: Who, session: DB) -> JSONResponse:
+def submit_report(body: SubmittedReport, who: Submitter, session: DB, request: Request) -> JSONResponse:
     this_year = dt.date.today().year
     if not FIRST_YEAR <= body.year <= this_year:
         return _error(
@@ -104,7 +152,7 @@ def submit_report(body: SubmittedReport, who: Who, session: DB) -> JSONResponse:
     else:
         unit = session.scalars(sa.select(Unit).where(Unit.uscc == (body.uscc or "").upper())).first()
         label = f"统一社会信用代码 {body.uscc}"
-    if unit is None or not who.sees_office(unit.office_code):
+    if unit is None or not who.may_submit_for(unit.office_code):
         return _error(404, "unknown_unit", f"单位（{label}）不存在或不在您的管辖范围内，未保存任何内容")
     if (
         not body.organizer
@@ -121,13 +169,24 @@ def submit_report(body: SubmittedReport, who: Who, session: DB) -> JSONResponse:
         include={"organizer", "site_name", "domains_status", "functions_reviewed", "badge_displayed"}
     )
     try:
-        report, what = submit(session, unit, body.year, fields, f"api:{who.name}")
+        report, what = submit(
+            session,
+            unit,
+            body.year,
+            fields,
+            who.name,
+            via="api",
+            client=client_ip(request),
+            user_id=who.user_id,
+            role=who.role.value,
+        )
         derive(session, report)
         session.commit()
     except TransitionError as exc:
         session.rollback()
         return _error(409, "already_reviewed", str(exc))
     out = report_dict(report)
+    out["version"] = report.version
     out["result"] = what
     return JSONResponse(out, status_code=201 if what == "created" else 200)
 
@@ -140,54 +199,69 @@ def list_reports(
     state: Annotated[str | None, Query(pattern="^(submitted|office_approved|approved|rejected)$")] = None,
 ) -> dict[str, Any]:
     rows = reports_in_scope(session, who, year, state)
-    return {"reports": [report_dict(r) for r in rows]}
+    out = []
+    for r in rows:
+        d = report_dict(r)
+        d["version"] = r.version
+        out.append(d)
+    return {"reports": out}
 
 
-@router.get("/annual-reports/{report_id}", summary="年度报告的状态与巡检得出的字段3、5")
-def get_report(report_id: int, who: Who, session: DB) -> JSONResponse:
+ReportId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.get("/annual-reports/{report_id}", summary="年度报告的状态、版本与巡检得出的字段3、5")
+def get_report(report_id: ReportId, who: Who, session: DB) -> JSONResponse:
     try:
         report = load_report(session, who, report_id)
     except DecisionError as exc:
         return _error(exc.status, "not_found", exc.message)
-    return JSONResponse(report_dict(report))
+    return JSONResponse(_report_json(session, report))
 
 
-@router.post("/annual-reports/{report_id}/decision", summary="审核年度报告（编办一级、域名中心二级）")
+@router.post(
+    "/annual-reports/{report_id}/decision",
+    summary="审核年度报告（编办一级、域名中心二级）",
+    responses={
+        400: {"description": "退回未填原因"},
+        403: {"description": "无审核权限，或审核自己提交的报告"},
+        404: {"description": "报告不存在或不在权限范围内"},
+        409: {"description": "报告已被审核、已重新提交（版本不符）或巡检结果已更新"},
+        422: {"description": "字段无效，或审核通过不一致的报告而未确认"},
+    },
+)
 def decide_report(
-    report_id: int, body: Decision, who: Who, session: DB, request: Request, background: BackgroundTasks
+    report_id: ReportId,
+    body: Decision,
+    who: Who,
+    session: DB,
+    request: Request,
+    background: BackgroundTasks,
 ) -> JSONResponse:
     c = console_of(request)
     try:
-        report = load_report(session, who, report_id)
-        ids = [f.id for f in report_findings(session, report)]
-        shown = {
-            "finding_ids": ids,
-            "derived": {
-                "domains_status": report.derived_domains.get("value"),
-                "badge_displayed": report.derived_badge.get("value"),
-            },
-        }
         outcome = decide(
             session,
             who,
             report_id,
             body.decision,
             body.reason,
-            shown=shown,
+            version=body.version,
+            basis=body.basis,
+            confirmed=body.confirm_disagreements,
             via="api",
+            store=c.store,
             client=client_ip(request),
             cfg=c.cfg,
         )
     except DecisionError as exc:
         session.rollback()
-        code = {400: "invalid_decision", 403: "forbidden", 404: "not_found", 409: "conflict"}.get(
-            exc.status, "error"
-        )
-        return _error(exc.status, code, exc.message)
+        return _error(exc.status, exc.code, exc.message)
     if outcome.notifications:
         background.add_task(send_notices, c.engine, c.cfg, c.store, outcome.notifications)
+    report = load_report(session, who, report_id)
     session.refresh(report)
-    return JSONResponse(report_dict(report))
+    return JSONResponse(_report_json(session, report))
 
 
 @router.get("/websites/{website_id}/findings", summary="网站的巡检发现")

@@ -63,7 +63,9 @@ def _read_password(from_stdin: bool) -> str:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["office", "center", "admin"]), required=True, help="角色")
+@click.option(
+    "--role", type=click.Choice(["office", "center", "admin", "submitter"]), required=True, help="角色"
+)
 @click.option("--office", "office_code", default=None, help="所属编办代码（编办审核员必填）")
 @click.option("--email", default="", help="联系邮箱")
 @click.option("--password-stdin", is_flag=True, help="从标准输入读取密码（一行）")

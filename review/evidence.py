@@ -240,12 +240,15 @@ def group_by_capture(
     return out, loose
 
 
-def report_findings(session: Session, report: AnnualReport) -> list[Finding]:
-    """What a report's review rests on: the findings behind derived fields 3 and 5, and the latest
-    finding of every check of each of the unit's websites (ICP, 公安, 标识码 beside the badge)."""
+def report_findings(
+    session: Session, report: AnnualReport, derived: tuple[dict[str, Any], ...] | None = None
+) -> list[Finding]:
+    """What a report's review rests on: the findings behind derived fields 3 and 5 (the stored ones,
+    or ``derived`` as computed now), and the latest finding of every check of each of the unit's
+    websites (ICP, 公安, 标识码 beside the badge)."""
     ids: set[int] = set()
-    for derived in (report.derived_domains, report.derived_badge):
-        for x in derived.get("finding_ids", []) or []:
+    for fields in derived if derived is not None else (report.derived_domains, report.derived_badge):
+        for x in fields.get("finding_ids", []) or []:
             if isinstance(x, int):
                 ids.add(x)
     unit: Unit = report.unit

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from reports.annual import STATE_LABELS, UNDECIDED, derive, disagreements
+from reports.annual import STATE_LABELS, UNDECIDED
 from review.accounts import ROLE_LABELS, AccountError, create_user, find_active_user, principal_of
 from review.audit import decisions_of
 from review.charts import bar_chart, trend_chart
@@ -33,16 +33,20 @@ from review.console import (
     session_cookie,
     web_session,
 )
-from review.decisions import DecisionError, can_decide, decide, load_report, reports_in_scope, send_notices
-from review.evidence import (
-    STATUS_LABELS,
-    decoded_body,
-    group_by_capture,
-    pretty_json,
-    reason_message,
-    report_findings,
-    shown_record,
+from review.decisions import (
+    DecisionError,
+    ReviewView,
+    can_decide,
+    decide,
+    delivery_of,
+    load_report,
+    local_time,
+    reports_in_scope,
+    review_view,
+    send_notices,
+    submitted_by,
 )
+from review.evidence import STATUS_LABELS, decoded_body, pretty_json, reason_message
 from review.overview import coverage_tables, office_page, trend, unit_findings, unit_office_code
 from review.security import burn_time, verify_password
 from storage.evidence import BlobNotFoundError
@@ -73,6 +77,8 @@ def _render(request: Request, name: str, ws: WebSession | None, status: int = 20
 
 
 def _reviewer(ws: WebSession) -> None:
+    if ws.principal.is_submitter:
+        raise Forbidden("报告报送账号只能通过 API 提交年度报告，不能查看或审核")
     if not ws.principal.reviews:
         raise Forbidden("系统管理员只管理账号，不能查看登记信息、巡检结果和年度报告")
 
@@ -234,63 +240,84 @@ def report_list(
     request: Request,
     ws: WS,
     session: DB,
-    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    year: Annotated[str, Query(max_length=4)] = "",
     state: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     _reviewer(ws)
-    rows = reports_in_scope(session, ws.principal, year, state or None)
+    # The filter form sends ``year=`` when the field is left empty: that means every year.
+    year_value = int(year) if year.isdigit() and 2000 <= int(year) <= 2100 else None
+    if year and year_value is None:
+        raise Forbidden(f"年度“{year}”无效：请填写 2000 至 2100 之间的年份，或留空查看全部", 400)
+    if state and state not in {s.value for s in ReportState}:
+        raise Forbidden("未知的报告状态", 400)
+    rows = reports_in_scope(session, ws.principal, year_value, state or None)
     return _render(
         request,
         "reports.html",
         ws,
         reports=rows,
-        year=year,
+        year=year_value,
         state=state,
         offices={o.code: o.name for o in session.scalars(sa.select(Office))},
     )
 
 
-def _report_context(session: Session, console: Console, report: AnnualReport) -> dict[str, Any]:
-    if report.state in (ReportState.SUBMITTED.value, ReportState.OFFICE_APPROVED.value):
-        # Undecided reports are re-derived from the latest scans, so reviewers judge the current state.
-        derive(session, report)
-        session.commit()
-    findings = report_findings(session, report)
-    captures, loose = group_by_capture(session, console.store, findings)
-    issues = disagreements(report)
-    shown = shown_record(captures, loose, report, issues)
-    decided = decisions_of(report)
+# What a decision's redirect may say (``?done=`` carries one of these codes, never free text).
+DONE_MESSAGES = {
+    "office_approved": "已审核通过（编办一级），报告转交域名中心审核。",
+    "approved": "已审核通过。",
+    "rejected": "已退回。单位是否已收到通知，见下方“通知单位”。",
+}
+
+
+def _report_context(session: Session, console: Console, who: Any, view: ReviewView) -> dict[str, Any]:
+    """Everything the report page shows; reads only (a GET never writes)."""
+    report = view.report
+    issues = view.issues
     return {
         "report": report,
-        "captures": captures,
-        "loose": loose,
+        "view": view,
+        "derived_domains": view.derived_domains,
+        "derived_badge": view.derived_badge,
+        "captures": view.captures,
+        "loose": view.loose,
         "issues": issues,
+        "suggestions": view.suggestions,
         "field3_differs": any(i.startswith("字段3") for i in issues),
         "field5_differs": any(i.startswith("字段5") for i in issues),
         "undecided_value": UNDECIDED,
-        "shown_ids": ",".join(str(i) for i in shown["finding_ids"]),
-        "decisions": decided,
+        "shown_ids": ",".join(str(i) for i in view.finding_ids),
+        "decisions": decisions_of(report),
+        "delivery": delivery_of(session, report, console.cfg),
+        "can_decide": can_decide(who, report),
+        "own_submission": submitted_by(report, who),
         "pretty_json": pretty_json,
+        "local": lambda at: local_time(at, console.cfg),
     }
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
-def report_page(request: Request, report_id: int, ws: WS, session: DB, message: str = "") -> Response:
+def report_page(
+    request: Request,
+    report_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    ws: WS,
+    session: DB,
+    done: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
     _reviewer(ws)
     try:
         report = load_report(session, ws.principal, report_id)
     except DecisionError as exc:
         raise Forbidden(exc.message, exc.status) from None
-    ctx = _report_context(session, console_of(request), report)
-    return _render(
-        request, "report.html", ws, can_decide=can_decide(ws.principal, report), message=message[:200], **ctx
-    )
+    c = console_of(request)
+    ctx = _report_context(session, c, ws.principal, review_view(session, c.store, report))
+    return _render(request, "report.html", ws, message=DONE_MESSAGES.get(done, ""), **ctx)
 
 
 @router.post("/reports/{report_id}/decision")
 def report_decision(
     request: Request,
-    report_id: int,
+    report_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     ws: WS,
     session: DB,
     background: BackgroundTasks,
@@ -298,50 +325,52 @@ def report_decision(
     reason: Annotated[str, Form(max_length=4000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     shown: Annotated[str, Form(max_length=20000)] = "",
+    version: Annotated[str, Form(max_length=12)] = "",
+    basis: Annotated[str, Form(max_length=64)] = "",
+    confirm: Annotated[str, Form(max_length=8)] = "",
+    suggested: Annotated[list[str] | None, Form(max_length=8)] = None,
 ) -> Response:
     check_csrf(request, ws, csrf_token)
     _reviewer(ws)
     c = console_of(request)
+    picked = [int(x) for x in suggested or [] if x.isdigit()]
     try:
-        report = load_report(session, ws.principal, report_id)
-        # Record what the page showed: the ids it listed, kept only where they are this report's evidence.
-        ctx = _report_context(session, c, report)
-        offered = {int(x) for x in shown.split(",") if x.strip().isdigit()}
-        record = shown_record(ctx["captures"], ctx["loose"], report, ctx["issues"])
-        record["finding_ids_on_page"] = sorted(offered & set(record["finding_ids"]))
         outcome = decide(
             session,
             ws.principal,
             report_id,
             decision,
             reason,
-            shown=record,
+            version=int(version) if version.isdigit() and len(version) < 10 else None,
+            basis=basis or None,
+            confirmed=confirm == "1",
+            picked=picked,
+            offered={int(x) for x in shown.split(",") if x.strip().isdigit() and len(x.strip()) < 10},
             via="console",
+            store=c.store,
             client=client_ip(request),
             cfg=c.cfg,
         )
     except DecisionError as exc:
-        if exc.status in (400, 409):
+        if exc.status in (400, 409, 422):
             session.rollback()
             report = load_report(session, ws.principal, report_id)
-            ctx = _report_context(session, c, report)
-            return _render(
-                request,
-                "report.html",
-                ws,
-                exc.status,
-                can_decide=can_decide(ws.principal, report),
-                message=exc.message,
-                **ctx,
-            )
+            ctx = _report_context(session, c, ws.principal, review_view(session, c.store, report))
+            return _render(request, "report.html", ws, exc.status, message=exc.message, error=True, **ctx)
         raise Forbidden(exc.message, exc.status) from None
     if outcome.notifications:
         background.add_task(send_notices, c.engine, c.cfg, c.store, outcome.notifications)
-    done = {"approve": "已审核通过", "reject": "已退回"}[decision]
-    return RedirectResponse(f"/reports/{report_id}?message={quote(done)}", status_code=303)
+    return RedirectResponse(f"/reports/{report_id}?done={outcome.event.to_state}", status_code=303)
 
 
 # --- captured evidence ------------------------------------------------------------------------------
+
+# A captured page is shown only inside the review page's sandboxed frame: a browser says where the
+# response goes (Sec-Fetch-Dest), and anything but a frame — a top-level navigation above all — is
+# refused, so the capture never becomes a page of the console's origin (a browser that ignores the
+# CSP sandbox, as IE mode does, would run its scripts with the console's cookies). A browser that
+# sends no Sec-Fetch-Dest at all is refused too: it cannot show that the frame is one.
+FRAME_DESTINATIONS = frozenset({"iframe", "frame"})
 
 
 def _capture_in_scope(session: Session, ws: WebSession, capture_id: int) -> Capture:
@@ -353,9 +382,21 @@ def _capture_in_scope(session: Session, ws: WebSession, capture_id: int) -> Capt
 
 
 @router.get("/captures/{capture_id}/page")
-def capture_page(request: Request, capture_id: int, ws: WS, session: DB, rendered: bool = False) -> Response:
-    """The captured page, for a sandboxed frame: CSP sandbox (no scripts, opaque origin) is set by the
-    security middleware for this path; the page is sent as UTF-8 text so its own charset cannot mislead."""
+def capture_page(
+    request: Request,
+    capture_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    ws: WS,
+    session: DB,
+    rendered: bool = False,
+) -> Response:
+    """The captured page, for a sandboxed frame only: CSP sandbox (no scripts, opaque origin) is set by
+    the security middleware for this path; the page is sent as UTF-8 text so its own charset cannot
+    mislead; a request that is not for a frame is refused."""
+    dest = request.headers.get("sec-fetch-dest", "").lower()
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if dest not in FRAME_DESTINATIONS or site not in ("same-origin", ""):
+        log.info("capture %s refused outside its frame (Sec-Fetch-Dest %r)", capture_id, dest[:20])
+        raise Forbidden("抓取的页面只能在年度报告审核页的隔离框内查看，不能单独打开", 403)
     cap = _capture_in_scope(session, ws, capture_id)
     c = console_of(request)
     try:
@@ -367,11 +408,17 @@ def capture_page(request: Request, capture_id: int, ws: WS, session: DB, rendere
             text = "<p>本次访问没有取得页面内容</p>"
     except BlobNotFoundError:
         text = "<p>页面内容已按保存期限清理</p>"
-    return Response(text, media_type="text/html; charset=utf-8")
+    return Response(
+        text,
+        media_type="text/html; charset=utf-8",
+        headers={"Vary": "Sec-Fetch-Dest, Sec-Fetch-Site", "Cross-Origin-Resource-Policy": "same-origin"},
+    )
 
 
 @router.get("/captures/{capture_id}/screenshot.png")
-def capture_screenshot(request: Request, capture_id: int, ws: WS, session: DB) -> Response:
+def capture_screenshot(
+    request: Request, capture_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ws: WS, session: DB
+) -> Response:
     cap = _capture_in_scope(session, ws, capture_id)
     if not cap.screenshot_blob:
         raise Forbidden("这次访问没有截图", 404)

@@ -6,7 +6,8 @@ hundreds of sites, the same page night after night) are stored once. Files are g
 killed process never leaves a half-written blob under a real key.
 
 Retention (:func:`prune_captures`) deletes captures older than ``evidence_retention_days`` except
-those an annual report refers to (through its findings), then removes blobs no capture refers to.
+those an annual report refers to (through its findings) and those a review decision rests on (what
+the reviewer was shown, as the audit trail records it), then removes blobs no capture refers to.
 """
 
 from __future__ import annotations
@@ -169,7 +170,16 @@ def prune_captures(engine: Any, store: EvidenceStore, retention_days: int, now: 
 
     import sqlalchemy as sa
 
-    from storage.models import AnnualReport, Capture, ConacCacheEntry, Finding, Notification
+    from storage.audit import evidence_of
+    from storage.models import (
+        AnnualReport,
+        AnnualReportEvent,
+        AuditEvent,
+        Capture,
+        ConacCacheEntry,
+        Finding,
+        Notification,
+    )
 
     summary = PruneSummary()
     now = now or dt.datetime.now(dt.UTC)
@@ -178,7 +188,14 @@ def prune_captures(engine: Any, store: EvidenceStore, retention_days: int, now: 
         referenced: set[int] = set()
         for dom, badge in conn.execute(sa.select(AnnualReport.derived_domains, AnnualReport.derived_badge)):
             referenced |= _report_finding_ids(dom) | _report_finding_ids(badge)
-        keep: set[int] = set()
+        # What decisions rest on: the findings and captures each reviewer was shown, as the lasting
+        # audit trail and the workflow's events record them, are kept for as long as those records.
+        shown = [{"shown": v} for v in conn.execute(sa.select(AnnualReportEvent.shown)).scalars()]
+        decided_captures, decided_findings = evidence_of(
+            [*conn.execute(sa.select(AuditEvent.detail)).scalars(), *shown]
+        )
+        referenced |= decided_findings
+        keep: set[int] = set(decided_captures)
         for chunk_start in range(0, len(referenced), 500):
             chunk = sorted(referenced)[chunk_start : chunk_start + 500]
             keep.update(

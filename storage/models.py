@@ -29,6 +29,7 @@ from storage.types import UtcDateTime, utcnow
 __all__ = [
     "AnnualReport",
     "AnnualReportEvent",
+    "AuditEvent",
     "BadgeStatus",
     "Base",
     "Capture",
@@ -111,6 +112,8 @@ class UserRole(StrEnum):
     OFFICE = "office"
     CENTER = "center"
     ADMIN = "admin"
+    # The portal through which units submit annual reports: submits, and may do nothing else.
+    SUBMITTER = "submitter"
 
 
 # --- registry -----------------------------------------------------------------------------------
@@ -420,6 +423,9 @@ class AnnualReport(Base):
     derived_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(sa.String(20), default=ReportState.SUBMITTED, index=True)
     rejection_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    # The submitted content's version: 1 on the first submission, +1 on every changed resubmission.
+    # A decision names the version it was taken on (a stale one is refused).
+    version: Mapped[int] = mapped_column(default=1)
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -450,6 +456,40 @@ class AnnualReportEvent(Base):
 
     report: Mapped[AnnualReport] = relationship(back_populates="events")
     user: Mapped[User | None] = relationship()
+
+
+# --- the audit trail that lasts (storage/audit.py) ------------------------------------------------
+
+
+class AuditEvent(Base):
+    """One event of the lasting audit trail: a submission or a decision (who, when, from where).
+
+    Append-only: database triggers (migration 0008) refuse UPDATE and DELETE, and each row carries the
+    SHA-256 of its predecessor's hash and its own content (``prev_hash`` → ``hash``), so a row changed
+    or removed behind the triggers' back breaks the chain (``badgewatch audit verify``). No foreign
+    keys: the trail outlives the reports, units and accounts it names, which it copies by value.
+    """
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # report.submitted | report.resubmitted | report.office_approved | report.approved | report.rejected
+    kind: Mapped[str] = mapped_column(sa.String(40), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200))  # user name, or "import" with the operator
+    user_id: Mapped[int | None]
+    role: Mapped[str] = mapped_column(sa.String(12), default="")
+    via: Mapped[str] = mapped_column(sa.String(10))  # console | api | import
+    client: Mapped[str] = mapped_column(sa.String(200), default="")  # address, or user@host (import)
+    report_id: Mapped[int | None] = mapped_column(index=True)
+    unit_id: Mapped[int | None]
+    unit_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    office_code: Mapped[str] = mapped_column(sa.String(12), default="")
+    year: Mapped[int | None]
+    version: Mapped[int | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    hash: Mapped[str] = mapped_column(sa.String(64))
 
 
 class Notification(Base):

@@ -158,7 +158,9 @@ def test_office_cannot_reach_another_office_through_the_api(served: Served) -> N
         h = served.token("zhuozhou")
         assert c.get(f"/api/v1/annual-reports/{other}", headers=h).status_code == 404
         r = c.post(
-            f"/api/v1/annual-reports/{other}/decision", json={"decision": "reject", "reason": "x"}, headers=h
+            f"/api/v1/annual-reports/{other}/decision",
+            json={"decision": "reject", "reason": "x", "version": 1},
+            headers=h,
         )
         assert r.status_code == 404
         assert c.get(f"/api/v1/websites/{w.ids['site:finance']}/findings", headers=h).status_code == 404
@@ -183,20 +185,24 @@ def test_two_levels_in_order_and_never_twice(served: Served) -> None:
         office, center = served.token("zhuozhou"), served.token("center")
         url = f"/api/v1/annual-reports/{rid}/decision"
         # The center cannot skip the office level.
-        r = c.post(url, json={"decision": "approve"}, headers=center)
+        # Field 5 disagrees with the scans: approving says so explicitly (confirm_disagreements).
+        ok = {"version": 1, "confirm_disagreements": True}
+        r = c.post(url, json={"decision": "approve", **ok}, headers=center)
         assert r.status_code == 409 and "越级" in r.json()["detail"]
-        r = c.post(url, json={"decision": "approve"}, headers=office)
+        r = c.post(url, json={"decision": "approve", **ok}, headers=office)
         assert r.status_code == 200 and r.json()["state"] == "office_approved"
-        r = c.post(url, json={"decision": "approve"}, headers=office)
+        r = c.post(url, json={"decision": "approve", **ok}, headers=office)
         assert r.status_code == 409
-        r = c.post(url, json={"decision": "reject"}, headers=center)
+        r = c.post(url, json={"decision": "reject", "version": 1}, headers=center)
         assert r.status_code == 400 and "原因" in r.json()["detail"]
-        r = c.post(url, json={"decision": "maybe"}, headers=center)
+        r = c.post(url, json={"decision": "maybe", "version": 1}, headers=center)
         assert r.status_code == 422
-        r = c.post(url, json={"decision": "approve"}, headers=center)
+        r = c.post(url, json={"decision": "approve", **ok}, headers=center)
         assert r.status_code == 200 and r.json()["state"] == "approved"
         assert (
-            c.post(url, json={"decision": "reject", "reason": "迟来的退回"}, headers=center).status_code
+            c.post(
+                url, json={"decision": "reject", "reason": "迟来的退回", "version": 1}, headers=center
+            ).status_code
             == 409
         )
     with w.session() as s:
@@ -235,7 +241,7 @@ def test_rejection_queues_email_and_sms_with_the_reason(served: Served) -> None:
     with served.client() as c:
         r = c.post(
             f"/api/v1/annual-reports/{rid}/decision",
-            json={"decision": "reject", "reason": "字段2网站名称有误"},
+            json={"decision": "reject", "reason": "字段2网站名称有误", "version": 1},
             headers=served.token("lianchi"),
         )
         assert r.status_code == 200 and r.json()["state"] == "rejected"
@@ -265,7 +271,9 @@ def test_two_reviewers_deciding_at_once_only_one_wins(served: Served) -> None:
             barrier.wait()
             results.append(
                 c.post(
-                    f"/api/v1/annual-reports/{rid}/decision", json={"decision": "approve"}, headers=token
+                    f"/api/v1/annual-reports/{rid}/decision",
+                    json={"decision": "approve", "version": 1, "confirm_disagreements": True},
+                    headers=token,
                 ).status_code
             )
 
@@ -353,7 +361,7 @@ def test_resubmission_after_rejection_and_refusal_once_reviewed(served: Served) 
         if state != "rejected":
             r = c.post(
                 f"/api/v1/annual-reports/{rid}/decision",
-                json={"decision": "reject", "reason": "请更正"},
+                json={"decision": "reject", "reason": "请更正", "version": 1},
                 headers=h,
             )
             assert r.status_code == 200

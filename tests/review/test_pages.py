@@ -118,7 +118,7 @@ def test_console_decisions_refuse_missing_reason_and_second_decision(served: Ser
     rid = w.ids["report:edu"]
     c = served.login("zhuozhou")
     token = csrf_of(c.get(f"/reports/{rid}").text)
-    post = {"csrf_token": token}
+    post = {"csrf_token": token, "version": "1", "confirm": "1"}
     origin = {"Origin": served.base}
     r = c.post(
         f"/reports/{rid}/decision", data={**post, "decision": "reject", "reason": "  "}, headers=origin

@@ -46,7 +46,7 @@ def test_review_flow_on_postgres(pg_served: Served, tmp_path: Path) -> None:
     assert page.status_code == 200 and "字段5" in page.text and 'class="hl-icp"' in page.text
     r = c.post(
         f"/reports/{rid}/decision",
-        data={"decision": "reject", "reason": "请更正字段5", "csrf_token": csrf_of(page.text)},
+        data={"decision": "reject", "reason": "请更正字段5", "csrf_token": csrf_of(page.text), "version": "1"},
         headers={"Origin": pg_served.base},
     )
     assert r.status_code == 303
@@ -69,7 +69,7 @@ def test_racing_decisions_on_postgres(pg_served: Served) -> None:
             results.append(
                 c.post(
                     f"/api/v1/annual-reports/{rid}/decision",
-                    json={"decision": "reject", "reason": "并发退回"},
+                    json={"decision": "reject", "reason": "并发退回", "version": 1},
                     headers=token,
                 ).status_code
             )

@@ -78,7 +78,7 @@ def test_rejected_unit_gets_email_and_sms(delivering: tuple[Served, _Inbox]) -> 
     reason = "网站未加挂网站标识，字段5填报“是”不实"
     r = c.post(
         f"/reports/{rid}/decision",
-        data={"decision": "reject", "reason": reason, "csrf_token": csrf_of(page.text)},
+        data={"decision": "reject", "reason": reason, "csrf_token": csrf_of(page.text), "version": "1"},
         headers={"Origin": served.base},
     )
     assert r.status_code == 303

@@ -59,7 +59,9 @@ def test_security_headers(served: Served) -> None:
     assert page.headers["referrer-policy"] == "same-origin"
     with served.world.session() as s:
         cap = s.scalar(sa.select(Capture.id).where(Capture.website_id == served.world.ids["site:edu"]))
-    frame = c.get(f"/captures/{cap}/page")
+    frame = c.get(
+        f"/captures/{cap}/page", headers={"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}
+    )
     assert frame.status_code == 200
     fcsp = frame.headers["content-security-policy"]
     assert fcsp.startswith("sandbox;") and "allow-scripts" not in fcsp and "script-src 'none'" in fcsp
@@ -101,7 +103,11 @@ def test_forms_without_a_valid_csrf_token_are_refused(served: Served) -> None:
         )
         assert r.status_code == 403 and "bw_session" not in r.headers.get("set-cookie", "")
     # And with the right token the same form goes through.
-    r = a.post(url, data={"decision": "approve", "csrf_token": own, "shown": "1,2,3"}, headers=origin)
+    r = a.post(
+        url,
+        data={"decision": "approve", "csrf_token": own, "shown": "1,2,3", "version": "1", "confirm": "1"},
+        headers=origin,
+    )
     assert r.status_code == 303
     assert _state(served, rid) == ("office_approved", before[1] + 1)
     a.close()
