@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 
 from storage import audit
 from storage.evidence import prune_captures
-from storage.models import AnnualReport, AuditEvent, Capture, User
+from storage.models import AnnualReport, AuditEvent, Capture, Unit, User
 
 from .conftest import Served, csrf_of
 from .world import YEAR, build_world
@@ -225,7 +225,7 @@ def test_badgewatch_audit_lists_filters_and_exports(served: Served, life: int, t
     raw = out_csv.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert sum(1 for row in rows if any("域名中心审核通过" == c for c in row)) >= 1
+    assert sum(1 for row in rows if any(c == "域名中心审核通过" for c in row)) >= 1
     code, out = _cli(served, "audit", "verify")
     assert code == 0 and "哈希链无断裂" in out
 
@@ -268,8 +268,9 @@ def test_account_events_are_listed_when_the_database_has_them(tmp_path: Path) ->
     with w.engine.begin() as conn:
         conn.execute(
             sa.text(
-                "CREATE TABLE auth_event (id INTEGER PRIMARY KEY, at DATETIME NOT NULL, kind VARCHAR(40) NOT NULL,"
-                " user_name VARCHAR(100) NOT NULL, actor VARCHAR(100) NOT NULL, client VARCHAR(100) NOT NULL,"
+                "CREATE TABLE auth_event (id INTEGER PRIMARY KEY, at DATETIME NOT NULL,"
+                " kind VARCHAR(40) NOT NULL, user_name VARCHAR(100) NOT NULL,"
+                " actor VARCHAR(100) NOT NULL, client VARCHAR(100) NOT NULL,"
                 " detail JSON NOT NULL)"
             )
         )
@@ -324,4 +325,34 @@ def test_concurrent_appends_make_one_chain_on_sqlite(tmp_path: Path) -> None:
     with w.session() as s:
         check = audit.verify(s)
     assert check.ok and check.count == 4 + 6 * 5
+    w.engine.dispose()
+
+
+def test_an_imported_submission_names_its_channel_and_operator(tmp_path: Path) -> None:
+    """``badgewatch annual import``: the trail says the file came in by import, from whom and where."""
+    import getpass
+    import socket
+
+    w = build_world(tmp_path)
+    with w.session() as s:
+        unit = s.get(Unit, w.ids["unit:water"])
+        assert unit is not None
+        uscc = unit.uscc
+    path = tmp_path / "年报.csv"
+    path.write_text(
+        "年度,统一社会信用代码,开办主体名称,网站名称,中文域名与英文域名的有效性及使用状况,"
+        "职能或业务范围是否经过审核,是否加挂网站标识\n"
+        f"{YEAR - 1},{uscc},莲池区水利局,莲池区水利局网站,有效,是,是\n",
+        encoding="utf-8",
+    )
+    from badgewatch import cli
+
+    env = {"BADGEWATCH_DATABASE_URL": w.cfg.database_url, "BADGEWATCH_EVIDENCE_DIR": w.cfg.evidence_dir}
+    result = CliRunner().invoke(cli, ["annual", "import", str(path)], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with w.session() as s:
+        event = s.scalars(sa.select(AuditEvent).where(AuditEvent.year == YEAR - 1)).one()
+    assert (event.kind, event.via, event.actor, event.version) == ("report.submitted", "import", "import", 1)
+    assert event.client == f"{getpass.getuser()}@{socket.gethostname()}:年报.csv"
+    assert event.detail["fields"]["organizer"] == "莲池区水利局"
     w.engine.dispose()

@@ -46,7 +46,12 @@ def test_review_flow_on_postgres(pg_served: Served, tmp_path: Path) -> None:
     assert page.status_code == 200 and "字段5" in page.text and 'class="hl-icp"' in page.text
     r = c.post(
         f"/reports/{rid}/decision",
-        data={"decision": "reject", "reason": "请更正字段5", "csrf_token": csrf_of(page.text), "version": "1"},
+        data={
+            "decision": "reject",
+            "reason": "请更正字段5",
+            "csrf_token": csrf_of(page.text),
+            "version": "1",
+        },
         headers={"Origin": pg_served.base},
     )
     assert r.status_code == 303
