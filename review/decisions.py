@@ -105,9 +105,10 @@ def workflow_action(who: Principal, decision: str) -> tuple[str, ReportState]:
 
 def submitted_by(report: AnnualReport, who: Principal) -> bool:
     """Whether ``who`` submitted or resubmitted ``report`` (then they may not decide on it)."""
-    own = {who.name, f"api:{who.name}"}
+    # Submissions name their user; those recorded before that did, through the API, their actor.
+    legacy = f"api:{who.name}"
     return any(
-        e.to_state == ReportState.SUBMITTED.value and (e.user_id == who.user_id or e.actor in own)
+        e.to_state == ReportState.SUBMITTED.value and (e.user_id == who.user_id or e.actor == legacy)
         for e in report.events
     )
 
