@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
+from review.accounts import issue_token
 from review.app import create_app
-from review.security import Signer, make_api_token
 from storage.models import User
 
 from .world import PASSWORD, World, build_world
@@ -51,11 +51,12 @@ class Served:
         self._cookies[key] = r.cookies["bw_session"]
         return c
 
-    def token(self, name: str) -> dict[str, str]:
-        """Authorization headers with an API token of ``name`` (as ``badgewatch user token`` makes it)."""
+    def token(self, name: str, days: int = 30) -> dict[str, str]:
+        """Authorization headers with a new API token of ``name`` (as ``badgewatch user token`` makes it)."""
         with self.world.session() as s:
             user = s.scalars(sa.select(User).where(User.name == name)).one()
-            token = make_api_token(Signer(self.world.cfg.secret_key), user.id, user.password_hash)
+            _row, token = issue_token(s, user, days=days, actor="test", client="local")
+            s.commit()
         return {"Authorization": f"Bearer {token}"}
 
 
