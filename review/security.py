@@ -55,6 +55,10 @@ class HashGate:
             self.active = 0
             self.peak = 0
 
+    def reset_peak(self) -> None:
+        with self._lock:
+            self.peak = self.active
+
     def __enter__(self) -> HashGate:
         if not self._slots.acquire(timeout=self.wait_s):
             raise Busy("too many password checks waiting")
@@ -310,6 +314,12 @@ class LoginThrottle:
                     hits.remove(admission.at)
                     if not hits:
                         del self._hits[key]
+
+    def count(self, address: str, name: str) -> int:
+        """Attempts of this address group at this account within the window."""
+        with self._lock:
+            hits = self._recent(self._keys(address, name)[0], time.monotonic())
+            return len(hits) if hits else 0
 
     def __len__(self) -> int:
         return len(self._hits)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from fastapi import FastAPI
 
 from review.accounts import issue_token
 from review.app import create_app
@@ -72,7 +73,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def serve(world: World, **kwargs: object) -> Iterator[str]:
-    app = create_app(world.cfg, world.engine, **kwargs)  # type: ignore[arg-type]
+    yield from serve_app(create_app(world.cfg, world.engine, **kwargs))  # type: ignore[arg-type]
+
+
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port until the generator is closed."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
