@@ -122,6 +122,12 @@ def listens_beyond_loopback(host: str) -> bool:
         return True
 
 
+def secure_by_default(host: str) -> bool:
+    """Whether ``serve --host HOST`` uses HTTPS cookies and HSTS unless told otherwise: whenever others
+    can reach it (they must come through HTTPS); on loopback a local reverse proxy says so itself."""
+    return listens_beyond_loopback(host)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="监听端口")
@@ -167,7 +173,7 @@ def serve(
             f"审核台将监听 {host}（本机以外可以访问），必须指明它的主机名：设置 console_hosts"
             "（BADGEWATCH_CONSOLE_HOSTS）或加 --allowed-host 主机名。未启动。"
         )
-    secure = public if secure_cookies is None else secure_cookies
+    secure = secure_by_default(host) if secure_cookies is None else secure_cookies
     if public and not secure:
         click.echo("警告：审核台在本机以外可访问，但未使用 HTTPS Cookie（--no-secure-cookies）。", err=True)
     proxies = (
