@@ -26,6 +26,8 @@ from storage.types import utcnow
 
 TOKEN_PREFIX = "bw2."
 MAX_TOKEN_DAYS = 366
+# How long an ended or expired session row is kept (the admin page counts live ones only).
+SESSION_KEEP = dt.timedelta(days=30)
 # The largest id a database integer column holds (PostgreSQL INTEGER): anything above cannot exist.
 MAX_ID = 2**31 - 1
 
@@ -239,6 +241,12 @@ def start_session(session: Session, user: User, client: str, hours: float) -> tu
     secret = new_secret()
     csrf = new_csrf_token()
     now = utcnow()
+    # Sessions long over say nothing the auth_event trail does not: the user's are pruned on login.
+    session.execute(
+        sa.delete(AuthSession).where(
+            AuthSession.user_id == user.id, AuthSession.expires_at < now - SESSION_KEEP
+        )
+    )
     session.add(
         AuthSession(
             id=secret_digest(secret),

@@ -220,6 +220,56 @@ def logout(
     return resp
 
 
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, ws: WS, message: Annotated[str, Query(max_length=40)] = "") -> Response:
+    """The signed-in user's own account: change the password."""
+    return _render(request, "account.html", ws, message=notice(message), error="")
+
+
+@router.post("/account/password")
+def account_password(
+    request: Request,
+    ws: WS,
+    session: DB,
+    current: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    confirm: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Change one's own password: the current one is checked (throttled like a login, so a borrowed
+    session cannot guess it), every session and token of the account ends, this browser gets a new one."""
+    check_csrf(request, ws, csrf_token)
+    c = console_of(request)
+    ip, name = client_ip(request), ws.principal.name
+
+    def refuse(error: str, status: int) -> Response:
+        return _render(request, "account.html", ws, status, message="", error=error)
+
+    admission = c.throttle.admit(ip, name)
+    if not admission.admitted:
+        return refuse(f"尝试次数过多，请 {int(admission.wait // 60) + 1} 分钟后再试", 429)
+    user = session.get(User, ws.principal.user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        record_auth_event(
+            session, "login_failure", name, name, ip, {"reason": "wrong_password", "where": "account"}
+        )
+        session.commit()
+        return refuse("当前密码不正确", 400)
+    c.throttle.succeeded(admission)
+    if password != confirm:
+        return refuse("两次输入的新密码不一致", 400)
+    try:
+        change_password(session, user, password, actor=name, client=ip)
+    except AccountError as exc:
+        session.rollback()
+        return refuse(str(exc), 400)
+    secret, _csrf = start_session(session, user, ip, c.cfg.session_hours)
+    session.commit()
+    resp = RedirectResponse("/account?message=own_password_changed", status_code=303)
+    c.set_cookie(resp, c.session_cookie, secret, int(c.cfg.session_hours * 3600), "lax")
+    return resp
+
+
 # --- dashboard, offices, units ----------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from review.accounts import create_user, issue_token
 from review.security import Signer
 from storage.db import make_engine, upgrade
-from storage.models import ApiToken, AuthEvent, User
+from storage.models import ApiToken, AuthEvent, AuthSession, User
 
 from .conftest import Served, csrf_of
 from .world import SECRET
@@ -264,3 +264,42 @@ def test_auth_events_are_append_only_on_postgres(postgres_url: str) -> None:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_own_password_change_ends_the_other_sessions_and_tokens(served: Served, account: str) -> None:
+    here, elsewhere = signed_in(served, account), signed_in(served, account)
+    token = served.token(account)
+    form = here.get("/account")
+    assert form.status_code == 200 and "修改密码" in form.text
+    csrf = csrf_of(form.text)
+
+    def change(current: str, new: str, confirm: str | None = None) -> httpx.Response:
+        data = {"current": current, "password": new, "confirm": new if confirm is None else confirm}
+        return here.post(
+            "/account/password", data={**data, "csrf_token": csrf}, headers={"Origin": served.base}
+        )
+
+    assert change("not my password", NEW_PASSWORD).status_code == 400
+    assert change("original pass phrase 1", NEW_PASSWORD, "something else").status_code == 400
+    r = change("original pass phrase 1", "qwerty123")
+    assert r.status_code == 400 and "太常见" in r.text
+    assert page(elsewhere) == 200 and api(served, token) == 200  # nothing changed so far
+    r = change("original pass phrase 1", NEW_PASSWORD)
+    assert r.status_code == 303 and r.headers["location"] == "/account?message=own_password_changed"
+    assert page(here) == 200  # this browser got a new session
+    assert page(elsewhere) == 303 and api(served, token) == 401
+    assert page(signed_in(served, account, NEW_PASSWORD)) == 200
+    kinds = [e.kind for e in auth_events(served, account)]
+    assert kinds.count("password_changed") == 1 and "login_failure" in kinds
+
+
+def test_sessions_long_over_are_pruned_on_login(served: Served, account: str) -> None:
+    with served.world.session() as s:
+        uid = s.scalars(sa.select(User.id).where(User.name == account)).one()
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
+        s.add(AuthSession(id="0" * 64, user_id=uid, csrf="x", created_at=old, expires_at=old))
+        s.commit()
+    signed_in(served, account).close()
+    with served.world.session() as s:
+        assert s.get(AuthSession, "0" * 64) is None
+        assert s.scalar(sa.select(sa.func.count()).where(AuthSession.user_id == uid)) == 1
