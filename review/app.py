@@ -284,17 +284,22 @@ def create_app(
             request, "error.html", {"message": message, "status": 503, "who": None}, status_code=503
         )
 
-    # The last line of defence against a number no column can hold (an id typed into a path or a form
-    # that the route did not bound): the thing asked for cannot exist, so 404, never 500.
+    # The last line of defence against input no column can hold, on routes that did not bound it: a
+    # number too large for the database (what it names cannot exist: 404), or a value the database
+    # refuses (a NUL character in PostgreSQL text: 400). Never a 500, and nothing is stored.
     @app.exception_handler(OverflowError)
     @app.exception_handler(sa.exc.DataError)
-    async def _out_of_range(request: Request, exc: Exception) -> Response:
-        log.info("out-of-range value in %s: %s", request.url.path, type(exc).__name__)
-        message = "请求的内容不存在"
+    async def _unstorable(request: Request, exc: Exception) -> Response:
+        log.info("unstorable input in %s: %s", request.url.path, type(exc).__name__)
+        # SQLSTATE 22003: numeric value out of range (PostgreSQL's word for SQLite's OverflowError).
+        if isinstance(exc, OverflowError) or getattr(getattr(exc, "orig", None), "sqlstate", "") == "22003":
+            status, code, message = 404, "not_found", "请求的内容不存在"
+        else:
+            status, code, message = 400, "invalid_input", "请求中有数据库无法保存的字符或数值，未保存任何内容"
         if _wants_json(request):
-            return JSONResponse({"error": "not_found", "detail": message}, status_code=404)
+            return JSONResponse({"error": code, "detail": message}, status_code=status)
         return console.templates.TemplateResponse(
-            request, "error.html", {"message": message, "status": 404, "who": None}, status_code=404
+            request, "error.html", {"message": message, "status": status, "who": None}, status_code=status
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -4,7 +4,8 @@ Kinds (:data:`KINDS`): ``login_success``, ``login_failure``, ``logout``, ``user_
 ``role_changed``, ``password_changed``, ``user_deactivated``, ``user_activated``, ``token_issued``,
 ``token_revoked``, ``sessions_ended``. ``user`` is the account the event is about (for a failed login the
 name as typed), ``actor`` who caused it (a user name, or ``cli:<os user>`` for the command line),
-``client`` the client address (the real one behind a trusted proxy; ``local`` for the command line).
+``client`` the client address (the real one behind a trusted proxy; ``local`` for the command line);
+control characters in them are escaped (``review.security.log_safe``).
 The table refuses UPDATE and DELETE (migration 0007); ``badgewatch audit`` reads it.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from review.security import log_safe
 from storage.models import AuthEvent
 
 KINDS = frozenset(
@@ -46,9 +48,9 @@ def record_auth_event(
         raise ValueError(f"unknown auth event kind {kind!r}")
     event = AuthEvent(
         kind=kind,
-        user_name=user[:100],
-        actor=actor[:200],
-        client=client[:100],
+        user_name=log_safe(user, 100),
+        actor=log_safe(actor, 200),
+        client=log_safe(client, 100),
         detail=dict(detail or {}),
     )
     session.add(event)

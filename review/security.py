@@ -204,12 +204,11 @@ def same_token(a: str | None, b: str | None) -> bool:
 
 
 def log_safe(text: str, limit: int = 100) -> str:
-    """``text`` for a log line: control and separator characters escaped (a user name cannot start a
-    forged line), cut at ``limit`` characters. Chinese stays readable."""
-    out = []
-    for ch in text[:limit]:
-        out.append(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii"))
-    return "".join(out) + ("…" if len(text) > limit else "")
+    """``text`` for a log line or the audit trail: control and separator characters escaped (a user
+    name cannot start a forged line, and PostgreSQL gets no NUL), at most ``limit`` characters. Chinese
+    stays readable."""
+    out = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 def address_group(address: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import httpx
@@ -20,8 +22,8 @@ from review.app import create_app
 from review.security import password_problem
 from storage.models import AnnualReport, AnnualReportEvent, AuthEvent, User
 
-from .conftest import Served, csrf_of, serve_app
-from .world import PASSWORD, YEAR, World
+from .conftest import Served, csrf_of, serve, serve_app
+from .world import PASSWORD, YEAR, World, build_world
 
 HUGE = "99999999999999999999999"
 
@@ -289,3 +291,55 @@ def test_common_password_refused_when_an_account_is_made(served: Served) -> None
     with served.world.session() as s:
         assert not s.scalars(sa.select(User).where(User.name.in_(["weak-one", "weak-two"]))).first()
     admin.close()
+
+
+@pytest.fixture(scope="module")
+def pg_served(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    name = "bw_edges_" + uuid.uuid4().hex[:10]
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    world = build_world(tmp_path_factory.mktemp("edges-pg"), postgres_url.rsplit("/", 1)[0] + "/" + name)
+    try:
+        for base in serve(world):
+            yield Served(world, base)
+    finally:
+        world.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_malformed_input_on_postgres(pg_served: Served) -> None:
+    """PostgreSQL refuses what SQLite takes (a NUL in text) and sizes integers differently: still 4xx."""
+    w = pg_served.world
+    before = _snapshot(w)
+    token = pg_served.token("center")
+    with pg_served.client() as c:
+        for path in (f"/api/v1/annual-reports/{HUGE}", "/api/v1/annual-reports/2147483648"):
+            r = c.get(path, headers=token)
+            assert 400 <= r.status_code < 500 and r.json()["error"], path
+        r = c.post(
+            "/api/v1/annual-reports", json=_report_body(w, organizer="莲池区\x00水利局"), headers=token
+        )
+        assert 400 <= r.status_code < 500 and r.json()["error"], r.text
+        form = c.get("/login")
+        r = c.post(
+            "/login",
+            data={"username": "center\x00", "password": "whatever it is", "csrf_token": csrf_of(form.text)},
+            headers={"Origin": pg_served.base},
+        )
+        assert r.status_code == 401
+    assert _snapshot(w) == before
+    page = pg_served.login("center")
+    for path in (f"/reports/{HUGE}", f"/units/{HUGE}", "/units/2147483648", f"/captures/{HUGE}/page"):
+        assert page.get(path).status_code == 404, path
+    page.close()
+    with w.session() as s:
+        typed = s.scalars(
+            sa.select(AuthEvent.user_name)
+            .where(AuthEvent.kind == "login_failure")
+            .order_by(AuthEvent.id.desc())
+        ).first()
+    assert typed == "center\\x00"  # recorded, escaped
