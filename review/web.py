@@ -146,7 +146,7 @@ def _login_page(
 def login_form(
     request: Request,
     next: Annotated[str, Query(max_length=2000)] = "/",
-    message: Annotated[str, Query(max_length=40)] = "",
+    message: str = "",
 ) -> Response:
     return _login_page(request, next_url=_safe_next(next), info=notice(message))
 
@@ -221,7 +221,7 @@ def logout(
 
 
 @router.get("/account", response_class=HTMLResponse)
-def account_page(request: Request, ws: WS, message: Annotated[str, Query(max_length=40)] = "") -> Response:
+def account_page(request: Request, ws: WS, message: str = "") -> Response:
     """The signed-in user's own account: change the password."""
     return _render(request, "account.html", ws, message=notice(message), error="")
 
@@ -382,9 +382,7 @@ def _report_context(session: Session, console: Console, report: AnnualReport) ->
 
 
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
-def report_page(
-    request: Request, report_id: int, ws: WS, session: DB, message: Annotated[str, Query(max_length=40)] = ""
-) -> Response:
+def report_page(request: Request, report_id: int, ws: WS, session: DB, message: str = "") -> Response:
     _reviewer(ws)
     try:
         report = load_report(session, ws.principal, report_id)
@@ -538,9 +536,7 @@ def _users_page(
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(
-    request: Request, ws: WS, session: DB, message: Annotated[str, Query(max_length=40)] = ""
-) -> Response:
+def users_page(request: Request, ws: WS, session: DB, message: str = "") -> Response:
     _admin(ws)
     return _users_page(request, ws, session, message=notice(message))
 
