@@ -3,8 +3,14 @@ proxies), the Host check, and HTTPS defaults (``__Host-`` Secure cookies, HSTS) 
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +19,7 @@ from click.testing import CliRunner
 
 from review.app import create_app
 from review.cli import listens_beyond_loopback, secure_by_default
+from storage.db import make_engine
 from storage.models import AuthEvent
 
 from .conftest import csrf_of, serve_app
@@ -138,7 +145,7 @@ def test_beyond_loopback_means_https_defaults(host: str, beyond: bool) -> None:
     assert secure_by_default(host) is beyond
 
 
-def test_serve_beyond_loopback_needs_the_host_name(tmp_path: object) -> None:
+def test_serve_beyond_loopback_needs_the_host_name() -> None:
     """Refused before anything is opened or bound: no database is named, no port listens."""
     from badgewatch import cli
 
@@ -151,3 +158,69 @@ def test_serve_beyond_loopback_needs_the_host_name(tmp_path: object) -> None:
     assert (
         "console_hosts" in result.output and "--allowed-host" in result.output and "未启动" in result.output
     )
+
+
+def test_serve_takes_the_proxy_and_host_name_from_its_options(tmp_path: Path) -> None:
+    """``badgewatch serve --forwarded-allow-ips --allowed-host`` as an operator starts it behind a proxy."""
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    env = {**os.environ, "BADGEWATCH_DATABASE_URL": url, "BADGEWATCH_EVIDENCE_DIR": str(tmp_path / "ev")}
+    from badgewatch import cli
+
+    made = CliRunner().invoke(
+        cli,
+        ["user", "add", "center", "--role", "center", "--password-stdin", "--create-db"],
+        input=PASSWORD + "\n",
+        env={"BADGEWATCH_DATABASE_URL": url},
+    )
+    assert made.exit_code == 0, made.output
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [
+        "--port",
+        str(port),
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+        "--allowed-host",
+        "review.example.gov.cn",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "badgewatch", "serve", *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    host = {"Host": "review.example.gov.cn"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                first = httpx.get(base + "/login", headers=host, timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert first.status_code == 200
+        assert httpx.get(base + "/login", timeout=5).status_code == 400  # Host 127.0.0.1: not its name
+        with httpx.Client(base_url=base, headers=host, timeout=30) as c:
+            form = c.get("/login")
+            r = c.post(
+                "/login",
+                data={"username": "center", "password": WRONG, "csrf_token": csrf_of(form.text)},
+                headers={"Origin": "http://review.example.gov.cn", "X-Forwarded-For": "203.0.113.77"},
+            )
+            assert r.status_code == 401
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0].decode("utf-8", "replace")
+    assert f"数据库：SQLite 文件 {tmp_path / 'console.db'}" in out and "可信代理 127.0.0.1" in out
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        event = conn.execute(
+            sa.select(AuthEvent.kind, AuthEvent.client).order_by(AuthEvent.id.desc()).limit(1)
+        ).one()
+    engine.dispose()
+    assert tuple(event) == ("login_failure", "203.0.113.77")
