@@ -2,10 +2,11 @@
 
 Kinds (:data:`KINDS`): ``login_success``, ``login_failure``, ``logout``, ``user_created``,
 ``role_changed``, ``password_changed``, ``user_deactivated``, ``user_activated``, ``token_issued``,
-``token_revoked``, ``sessions_ended``. ``user`` is the account the event is about (for a failed login the
-name as typed), ``actor`` who caused it (a user name, or ``cli:<os user>`` for the command line),
-``client`` the client address (the real one behind a trusted proxy; ``local`` for the command line);
-control characters in them are escaped (``review.security.log_safe``).
+``token_revoked``, ``sessions_ended``, ``login_unlocked`` (an administrator lifted a login lockout).
+``user`` is the account the event is about (for a failed login the name as typed), ``actor`` who caused
+it (a user name, or ``cli:<os user>`` for the command line), ``client`` the client address (the real one
+behind a trusted proxy; ``local`` for the command line); control characters in them are escaped
+(``review.security.log_safe``).
 The table refuses UPDATE and DELETE (migration 0007); ``badgewatch audit`` reads it.
 """
 
@@ -31,6 +32,7 @@ KINDS = frozenset(
         "token_issued",
         "token_revoked",
         "sessions_ended",
+        "login_unlocked",
     }
 )
 

@@ -50,6 +50,7 @@ NOTICES = {
     "token_revoked": "已吊销令牌",
     "sessions_ended": "已结束该账号的全部会话和令牌",
     "logged_out": "已退出登录",
+    "unlocked": "已解除该账号的登录限制",
     "own_password_changed": "密码已修改；该账号在其他地方的会话和全部 API 令牌已失效",
 }
 

@@ -314,6 +314,15 @@ class LoginThrottle:
                     if not hits:
                         del self._hits[key]
 
+    def forget_account(self, name: str) -> int:
+        """Drop every counter of this account (an administrator lifts a lockout); returns how many."""
+        account = name.strip().casefold()[:100]
+        with self._lock:
+            keys = [k for k in self._hits if k[-1] == account and k[0] in ("pair", "account")]
+            for k in keys:
+                del self._hits[k]
+            return len(keys)
+
     def count(self, address: str, name: str) -> int:
         """Attempts of this address group at this account within the window."""
         with self._lock:

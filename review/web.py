@@ -667,6 +667,24 @@ def users_end_sessions(
     return _done("sessions_ended")
 
 
+@router.post("/admin/users/{user_id}/unlock")
+def users_unlock(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Lift a login lockout of this account (its failed attempts are forgotten, from every address)."""
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    cleared = console_of(request).throttle.forget_account(user.name)
+    record_auth_event(
+        session, "login_unlocked", user.name, ws.principal.name, client_ip(request), {"counters": cleared}
+    )
+    session.commit()
+    return _done("unlocked")
+
+
 @router.post("/admin/users/{user_id}/tokens")
 def users_token_issue(
     request: Request,

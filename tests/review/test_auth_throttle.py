@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from review.app import create_app
 from review.console import Console
 from review.security import HASH_GATE, HashGate, LoginThrottle, address_group
-from storage.models import AuthEvent
+from storage.models import AuthEvent, User
 
 from .conftest import csrf_of, serve_app
 from .world import PASSWORD, World
@@ -286,3 +286,38 @@ def test_hash_gate_lets_only_its_limit_through() -> None:
 )
 def test_address_groups(address: str, group: str) -> None:
     assert address_group(address) == group
+
+
+def test_an_administrator_lifts_a_lockout(world: World) -> None:
+    """Guessing from many addresses locks 'lianchi' for everyone (the per-account limit); the
+    administrator's 解除登录限制 lets the holder in at once, and says so in the trail."""
+    with console(world, forwarded_allow_ips=["127.0.0.1"], login_max_per_account=3) as (base, _app):
+        for i in range(3):
+            assert attempt(base, "lianchi", WRONG, login_form(base), f"198.51.100.{i + 1}") == 401
+        assert attempt(base, "lianchi", PASSWORD, login_form(base), "192.0.2.44") == 429
+        with httpx.Client(base_url=base, timeout=30) as admin:
+            cookies, token = login_form(base)
+            admin.cookies.update(cookies)
+            r = admin.post(
+                "/login",
+                data={"username": "admin", "password": PASSWORD, "csrf_token": token},
+                headers={"Origin": base},
+            )
+            assert r.status_code == 303
+            with world.session() as s:
+                uid = s.scalars(sa.select(User.id).where(User.name == "lianchi")).one()
+            page = admin.get("/admin/users")
+            r = admin.post(
+                f"/admin/users/{uid}/unlock",
+                data={"csrf_token": csrf_of(page.text)},
+                headers={"Origin": base},
+            )
+            assert r.status_code == 303 and "已解除" in admin.get(r.headers["location"]).text
+        assert attempt(base, "lianchi", PASSWORD, login_form(base), "192.0.2.44") == 303
+    with world.session() as s:
+        kinds = list(
+            s.scalars(
+                sa.select(AuthEvent.kind).where(AuthEvent.user_name == "lianchi").order_by(AuthEvent.id)
+            )
+        )
+    assert kinds[-2:] == ["login_unlocked", "login_success"]
