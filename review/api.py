@@ -1,8 +1,8 @@
 """The JSON API (``/api/v1``; OpenAPI at ``/openapi.json``, described at ``/docs``).
 
 Systems authenticate with ``Authorization: Bearer <token>`` (``badgewatch user token NAME``); a token
-acts with its user's role and office scope. Bad input is refused with a 4xx answer saying what is
-wrong, and nothing is stored.
+acts with its user's role and office scope until it expires or is revoked. Bad input is refused with a
+4xx answer ``{"error": code, "detail": "中文说明"}`` saying what is wrong, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import datetime as dt
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from reports.annual import TransitionError, derive, disagreements, submit
 from reports.annual_report import report_dict
-from review.accounts import Principal
-from review.console import Forbidden, api_principal, client_ip, console_of, db_session
+from review.accounts import MAX_ID, Principal
+from review.console import DbId, Forbidden, api_principal, client_ip, console_of, db_session
 from review.decisions import (
     DecisionError,
     basis_now,
@@ -41,7 +41,7 @@ FIRST_YEAR = 2013  # .政务/.公益 were delegated on 2013-12-12
 def _anyone(request: Request, session: DB) -> Principal:
     who = api_principal(request, session)
     if who is None:
-        raise Forbidden("需要有效的 API 令牌（Authorization: Bearer …）", 401)
+        raise Forbidden("需要有效的 API 令牌（Authorization: Bearer …）：令牌缺失、无效、已过期或已吊销", 401)
     return who
 
 
@@ -69,9 +69,9 @@ class SubmittedReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    unit_id: int | None = Field(default=None, description="单位编号（与 uscc 二选一）")
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="单位编号（与 uscc 二选一）")
     uscc: str | None = Field(default=None, max_length=18, description="统一社会信用代码")
-    year: int = Field(description="报告年度")
+    year: int = Field(ge=0, le=9999, description="报告年度")
     organizer: str = Field(max_length=200, description="(1) 开办主体名称")
     site_name: str = Field(default="", max_length=200, description="(2) 网站名称")
     domains_status: str = Field(max_length=2000, description="(3) 中文域名与英文域名的有效性及使用状况")
@@ -207,11 +207,8 @@ def list_reports(
     return {"reports": out}
 
 
-ReportId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
 @router.get("/annual-reports/{report_id}", summary="年度报告的状态、版本与巡检得出的字段3、5")
-def get_report(report_id: ReportId, who: Who, session: DB) -> JSONResponse:
+def get_report(report_id: DbId, who: Who, session: DB) -> JSONResponse:
     try:
         report = load_report(session, who, report_id)
     except DecisionError as exc:
@@ -231,7 +228,7 @@ def get_report(report_id: ReportId, who: Who, session: DB) -> JSONResponse:
     },
 )
 def decide_report(
-    report_id: ReportId,
+    report_id: DbId,
     body: Decision,
     who: Who,
     session: DB,
@@ -266,10 +263,10 @@ def decide_report(
 
 @router.get("/websites/{website_id}/findings", summary="网站的巡检发现")
 def site_findings(
-    website_id: int,
+    website_id: DbId,
     who: Who,
     session: DB,
-    scan_id: Annotated[int | None, Query(ge=1)] = None,
+    scan_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JSONResponse:
     site = session.get(Website, website_id)

@@ -2,26 +2,31 @@
 
 ``create_app`` builds it from a :class:`~storage.config.Config`; ``badgewatch serve`` runs it with
 uvicorn. No page runs a script: the console's Content-Security-Policy forbids scripts altogether, and
-captured pages are served from their own path under ``Content-Security-Policy: sandbox``.
+captured pages are served from their own path under ``Content-Security-Policy: sandbox``. Requests
+pass, outermost first: the trusted proxies' headers, the security headers, the Host check, the body
+limit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from review.console import STATIC_DIR, Console, Forbidden, LoginRequired, random_secret
-from review.security import Signer
+from review.security import HASH_GATE, Busy, LoginThrottle, Signer
 from storage.config import Config
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
@@ -44,11 +49,17 @@ def is_capture_frame(path: str) -> bool:
     return path.startswith(CAPTURE_PATH_PREFIX) and path.endswith("/page")
 
 
-class SecurityHeaders:
-    """Adds the security headers to every response (the capture frame gets its sandbox policy)."""
+# Over HTTPS: browsers keep to HTTPS for this host for a year (no first-request downgrade later on).
+HSTS = b"max-age=31536000"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeaders:
+    """Adds the security headers to every response (the capture frame gets its sandbox policy; over
+    HTTPS, Strict-Transport-Security)."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +83,8 @@ class SecurityHeaders:
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
                     (b"cache-control", b"no-store"),
                 ]
+                if self.hsts:
+                    headers.append((b"strict-transport-security", HSTS))
                 message["headers"] = headers
             await send(message)
 
@@ -125,23 +138,68 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _field_label(loc: tuple[object, ...]) -> str:
+    return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "form", "header", "cookie"))
+
+
+def _problem_text(e: Mapping[str, Any]) -> str:
+    """A validation problem in Chinese (pydantic's English stays in the JSON ``problems`` list)."""
+    kind = str(e.get("type", ""))
+    field = _field_label(tuple(e.get("loc", ()))) or "请求"
+    if kind == "missing":
+        return f"缺少 {field}"
+    if "too_long" in kind:
+        return f"{field} 太长"
+    if "too_short" in kind:
+        return f"{field} 太短"
+    if kind.startswith(("greater_than", "less_than")):
+        return f"{field} 超出允许的范围"
+    if kind.startswith(("int_", "float_")):
+        return f"{field} 应为数字"
+    return f"{field} 的值无效"
+
+
 def create_app(
     cfg: Config,
     engine: Engine | None = None,
     *,
     secure_cookies: bool = False,
     max_body: int = 256 * 1024,
+    allowed_hosts: list[str] | None = None,
+    forwarded_allow_ips: list[str] | None = None,
 ) -> FastAPI:
-    """The console for ``cfg`` (its database and evidence store). Without ``cfg.secret_key`` a random
-    key is used: sessions then end when the server restarts, and API tokens need a configured key."""
+    """The console for ``cfg`` (its database and evidence store).
+
+    ``secure_cookies``: the console is reached over HTTPS (``__Host-`` Secure cookies and HSTS).
+    ``allowed_hosts``: the Host names it answers to (default ``cfg.console_hosts``, else loopback
+    names). ``forwarded_allow_ips``: proxies whose X-Forwarded-For/-Proto are believed (default
+    ``cfg.forwarded_allow_ips``). Without ``cfg.secret_key`` a random key signs the login forms."""
     engine = engine or make_engine(cfg.database_url)
     secret = cfg.secret_key
     if not secret:
-        log.warning("secret_key is not configured: using a random key (sessions end on restart)")
+        log.warning("secret_key is not configured: using a random key (open login forms end on restart)")
         secret = random_secret()
-    console = Console(
-        cfg, engine, EvidenceStore(cfg.evidence_dir), Signer(secret), secure_cookies, max_body=max_body
+    HASH_GATE.resize(cfg.password_checks_max)
+    throttle = LoginThrottle(
+        per_pair=cfg.login_max_per_account_address,
+        per_address=cfg.login_max_per_address,
+        per_account=cfg.login_max_per_account,
+        window_s=cfg.login_window_s,
     )
+    console = Console(
+        cfg,
+        engine,
+        EvidenceStore(cfg.evidence_dir),
+        Signer(secret),
+        secure_cookies,
+        throttle=throttle,
+        max_body=max_body,
+    )
+    hosts = list(allowed_hosts if allowed_hosts is not None else cfg.console_hosts) or list(LOOPBACK_HOSTS)
+    proxies = list(forwarded_allow_ips if forwarded_allow_ips is not None else cfg.forwarded_allow_ips)
 
     app = FastAPI(
         title="badgewatch 网标巡检 API",
@@ -152,7 +210,8 @@ def create_app(
         ),
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        # Served by review.web behind login (the API's shape is no business of anonymous visitors).
+        openapi_url=None,
     )
     app.state.console = console
 
@@ -172,7 +231,11 @@ def create_app(
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
         if _wants_json(request):
-            return JSONResponse({"error": "forbidden", "detail": exc.message}, status_code=exc.status)
+            code = {400: "invalid_input", 401: "unauthorized", 404: "not_found"}.get(exc.status, "forbidden")
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return JSONResponse(
+                {"error": code, "detail": exc.message}, status_code=exc.status, headers=headers
+            )
         return console.templates.TemplateResponse(
             request,
             "error.html",
@@ -188,12 +251,12 @@ def create_app(
                 {"error": "malformed_json", "detail": "请求内容不是有效的 JSON，未保存任何内容"},
                 status_code=400,
             )
-        problems = []
-        for e in errors:
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            problems.append({"field": where, "message": str(e.get("msg", ""))})
-        text = "；".join(f"{p['field']}: {p['message']}" for p in problems)
+        text = "；".join(dict.fromkeys(_problem_text(e) for e in errors))
         if _wants_json(request):
+            problems = [
+                {"field": _field_label(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+                for e in errors
+            ]
             return JSONResponse(
                 {
                     "error": "invalid_input",
@@ -202,7 +265,42 @@ def create_app(
                 },
                 status_code=422,
             )
-        return HTMLResponse(f"请求无效：{text}", status_code=400)
+        # A page, escaped by the template like every other (field names can come from the request).
+        return console.templates.TemplateResponse(
+            request,
+            "error.html",
+            {"message": f"请求无效：{text}，未保存任何内容", "status": 400, "who": None},
+            status_code=400,
+        )
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, _exc: Busy) -> Response:
+        message = "服务器正忙，请稍后再试"
+        if _wants_json(request):
+            return JSONResponse(
+                {"error": "busy", "detail": message}, status_code=503, headers={"Retry-After": "10"}
+            )
+        return console.templates.TemplateResponse(
+            request, "error.html", {"message": message, "status": 503, "who": None}, status_code=503
+        )
+
+    # The last line of defence against input no column can hold, on routes that did not bound it: a
+    # number too large for the database (what it names cannot exist: 404), or a value the database
+    # refuses (a NUL character in PostgreSQL text: 400). Never a 500, and nothing is stored.
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(sa.exc.DataError)
+    async def _unstorable(request: Request, exc: Exception) -> Response:
+        log.info("unstorable input in %s: %s", request.url.path, type(exc).__name__)
+        # SQLSTATE 22003: numeric value out of range (PostgreSQL's word for SQLite's OverflowError).
+        if isinstance(exc, OverflowError) or getattr(getattr(exc, "orig", None), "sqlstate", "") == "22003":
+            status, code, message = 404, "not_found", "请求的内容不存在"
+        else:
+            status, code, message = 400, "invalid_input", "请求中有数据库无法保存的字符或数值，未保存任何内容"
+        if _wants_json(request):
+            return JSONResponse({"error": code, "detail": message}, status_code=status)
+        return console.templates.TemplateResponse(
+            request, "error.html", {"message": message, "status": status, "who": None}, status_code=status
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -224,7 +322,11 @@ def create_app(
             status_code=exc.status_code,
         )
 
-    # Added last = outermost: a 413 from the body limit carries the security headers too.
+    # Added last = outermost. The proxy headers are read first, so every layer (throttling, the audit
+    # trail) sees the real client; a 400 for a foreign Host and a 413 carry the security headers.
     app.add_middleware(BodyLimit, limit=max_body)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    app.add_middleware(SecurityHeaders, hsts=secure_cookies)
+    if proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app

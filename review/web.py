@@ -5,32 +5,51 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from reports.annual import STATE_LABELS, UNDECIDED
-from review.accounts import ROLE_LABELS, AccountError, create_user, find_active_user, principal_of
+from review.accounts import (
+    MAX_TOKEN_DAYS,
+    ROLE_LABELS,
+    AccountError,
+    change_password,
+    change_role,
+    create_user,
+    end_everything,
+    end_session,
+    find_user,
+    issue_token,
+    principal_of,
+    revoke_token,
+    revoke_tokens,
+    set_active,
+    start_session,
+    token_state,
+)
 from review.audit import decisions_of
+from review.auth_events import record_auth_event
 from review.charts import bar_chart, trend_chart
 from review.console import (
-    LOGIN_COOKIE,
-    SESSION_COOKIE,
-    SESSION_MAX_AGE,
+    LOGIN_FORM_MAX_AGE,
     Console,
+    DbId,
     Forbidden,
+    LoginRequired,
     WebSession,
+    api_principal,
     check_csrf,
     client_ip,
     console_of,
     db_session,
     login_cookie,
     login_csrf_ok,
+    notice,
     same_origin,
-    session_cookie,
     web_session,
 )
 from review.decisions import (
@@ -48,9 +67,21 @@ from review.decisions import (
 )
 from review.evidence import STATUS_LABELS, decoded_body, pretty_json, reason_message
 from review.overview import coverage_tables, office_page, trend, unit_findings, unit_office_code
-from review.security import burn_time, verify_password
+from review.security import burn_time, hash_password, log_safe, needs_rehash, verify_password
 from storage.evidence import BlobNotFoundError
-from storage.models import AnnualReport, Capture, Office, ReportState, Scan, Unit, User, UserRole
+from storage.models import (
+    AnnualReport,
+    ApiToken,
+    AuthSession,
+    Capture,
+    Office,
+    ReportState,
+    Scan,
+    Unit,
+    User,
+    UserRole,
+)
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -99,24 +130,31 @@ def _safe_next(target: str) -> str:
         or parts.scheme
         or parts.netloc
         or "\\" in target
+        or not target.isprintable()
     ):
         return "/"
     return target
 
 
-def _login_page(request: Request, message: str = "", status: int = 200, next_url: str = "/") -> Response:
+def _login_page(
+    request: Request, message: str = "", status: int = 200, next_url: str = "/", info: str = ""
+) -> Response:
     c = console_of(request)
     token, cookie = login_cookie(c)
-    resp = _render(request, "login.html", None, status, login_csrf=token, message=message, next_url=next_url)
-    resp.set_cookie(
-        LOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict", secure=c.secure_cookies
+    resp = _render(
+        request, "login.html", None, status, login_csrf=token, message=message, info=info, next_url=next_url
     )
+    c.set_cookie(resp, c.login_cookie, cookie, LOGIN_FORM_MAX_AGE, "strict")
     return resp
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/") -> Response:
-    return _login_page(request, next_url=_safe_next(next))
+def login_form(
+    request: Request,
+    next: Annotated[str, Query(max_length=2000)] = "/",
+    message: str = "",
+) -> Response:
+    return _login_page(request, next_url=_safe_next(next), info=notice(message))
 
 
 @router.post("/login")
@@ -132,44 +170,109 @@ def login(
     if not same_origin(request) or not login_csrf_ok(request, csrf_token):
         return _login_page(request, "登录表单已失效，请重新输入", 403, _safe_next(next_url))
     ip, name = client_ip(request), username.strip()
-    wait = c.limiter.blocked(ip, name)
-    if wait > 0:
-        log.warning("login rate-limited: %s from %s", name, ip)
+    # Counted before the password is checked: of concurrent guesses at most the limit are checked.
+    admission = c.throttle.admit(ip, name)
+    if not admission.admitted:
+        log.warning("login throttled: %s from %s", log_safe(name), log_safe(ip))
         resp = _login_page(
-            request, f"登录失败次数过多，请 {int(wait // 60) + 1} 分钟后再试", 429, _safe_next(next_url)
+            request,
+            f"登录尝试次数过多，请 {int(admission.wait // 60) + 1} 分钟后再试",
+            429,
+            _safe_next(next_url),
         )
-        resp.headers["Retry-After"] = str(int(wait) + 1)
+        resp.headers["Retry-After"] = str(int(admission.wait) + 1)
         return resp
-    user = find_active_user(session, name) if name else None
-    if user is None:
+    user = find_user(session, name) if name and name.isprintable() else None
+    if user is None or not user.active:
         burn_time(password)
         ok = False
     else:
         ok = verify_password(user.password_hash, password)
     if not ok or user is None:
-        c.limiter.failed(ip, name)
-        log.info("login failed: %s from %s", name, ip)
+        why = "unknown_user" if user is None else ("inactive" if not user.active else "wrong_password")
+        log.info("login failed (%s): %s from %s", why, log_safe(name), log_safe(ip))
+        record_auth_event(session, "login_failure", name, name, ip, {"reason": why})
+        session.commit()
         return _login_page(request, "用户名或密码错误", 401, _safe_next(next_url))
-    c.limiter.succeeded(ip, name)
+    c.throttle.succeeded(admission)
+    rehashed = needs_rehash(user.password_hash)
+    if rehashed:  # made with weaker parameters than today's: upgraded while the password is at hand
+        user.password_hash = hash_password(password)
+    secret, _csrf = start_session(session, user, ip, c.cfg.session_hours)
+    record_auth_event(session, "login_success", user.name, user.name, ip, {"rehashed": rehashed})
+    session.commit()
+    log.info("login: %s from %s", log_safe(user.name), log_safe(ip))
     who = principal_of(session, user)
     resp = RedirectResponse(_safe_next(next_url) if who.reviews else "/admin/users", status_code=303)
-    resp.set_cookie(
-        SESSION_COOKIE,
-        session_cookie(c, who),
-        max_age=SESSION_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        secure=c.secure_cookies,
-    )
-    resp.delete_cookie(LOGIN_COOKIE)
+    c.set_cookie(resp, c.session_cookie, secret, int(c.cfg.session_hours * 3600), "lax")
+    c.clear_cookie(resp, c.login_cookie)
     return resp
 
 
 @router.post("/logout")
-def logout(request: Request, ws: WS, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def logout(
+    request: Request, ws: WS, session: DB, csrf_token: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    """End this session on the server (the cookie is worthless from now on, wherever a copy is)."""
     check_csrf(request, ws, csrf_token)
-    resp = RedirectResponse("/login", status_code=303)
-    resp.delete_cookie(SESSION_COOKIE)
+    row = session.get(AuthSession, ws.session_id)
+    if row is not None:
+        end_session(session, row, "logout")
+        record_auth_event(session, "logout", ws.principal.name, ws.principal.name, client_ip(request), {})
+        session.commit()
+    c = console_of(request)
+    resp = RedirectResponse("/login?message=logged_out", status_code=303)
+    c.clear_cookie(resp, c.session_cookie)
+    return resp
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, ws: WS, message: str = "") -> Response:
+    """The signed-in user's own account: change the password."""
+    return _render(request, "account.html", ws, message=notice(message), error="")
+
+
+@router.post("/account/password")
+def account_password(
+    request: Request,
+    ws: WS,
+    session: DB,
+    current: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    confirm: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Change one's own password: the current one is checked (throttled like a login, so a borrowed
+    session cannot guess it), every session and token of the account ends, this browser gets a new one."""
+    check_csrf(request, ws, csrf_token)
+    c = console_of(request)
+    ip, name = client_ip(request), ws.principal.name
+
+    def refuse(error: str, status: int) -> Response:
+        return _render(request, "account.html", ws, status, message="", error=error)
+
+    admission = c.throttle.admit(ip, name)
+    if not admission.admitted:
+        return refuse(f"尝试次数过多，请 {int(admission.wait // 60) + 1} 分钟后再试", 429)
+    user = session.get(User, ws.principal.user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        record_auth_event(
+            session, "login_failure", name, name, ip, {"reason": "wrong_password", "where": "account"}
+        )
+        session.commit()
+        return refuse("当前密码不正确", 400)
+    c.throttle.succeeded(admission)
+    if password != confirm:
+        return refuse("两次输入的新密码不一致", 400)
+    try:
+        change_password(session, user, password, actor=name, client=ip)
+    except AccountError as exc:
+        session.rollback()
+        return refuse(str(exc), 400)
+    secret, _csrf = start_session(session, user, ip, c.cfg.session_hours)
+    session.commit()
+    resp = RedirectResponse("/account?message=own_password_changed", status_code=303)
+    c.set_cookie(resp, c.session_cookie, secret, int(c.cfg.session_hours * 3600), "lax")
     return resp
 
 
@@ -240,13 +343,13 @@ def report_list(
     request: Request,
     ws: WS,
     session: DB,
-    year: Annotated[str, Query(max_length=4)] = "",
+    year: Annotated[str, Query(max_length=10)] = "",
     state: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     _reviewer(ws)
     # The filter form sends ``year=`` when the field is left empty: that means every year.
-    year_value = int(year) if year.isdigit() and 2000 <= int(year) <= 2100 else None
-    if year and year_value is None:
+    year_value = int(year) if year.isascii() and year.isdigit() else None
+    if year.strip() and (year_value is None or not 2000 <= year_value <= 2100):
         raise Forbidden(f"年度“{year}”无效：请填写 2000 至 2100 之间的年份，或留空查看全部", 400)
     if state and state not in {s.value for s in ReportState}:
         raise Forbidden("未知的报告状态", 400)
@@ -296,13 +399,19 @@ def _report_context(session: Session, console: Console, who: Any, view: ReviewVi
     }
 
 
+def _ids(parts: list[str]) -> set[int]:
+    """The database ids among form values (``str.isdigit`` alone would take "²", which ``int`` refuses)."""
+    return {int(p) for x in parts if (p := x.strip()).isascii() and p.isdigit() and len(p) < 10}
+
+
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
 def report_page(
     request: Request,
-    report_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    report_id: DbId,
     ws: WS,
     session: DB,
     done: Annotated[str, Query(max_length=20)] = "",
+    message: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     _reviewer(ws)
     try:
@@ -311,13 +420,13 @@ def report_page(
         raise Forbidden(exc.message, exc.status) from None
     c = console_of(request)
     ctx = _report_context(session, c, ws.principal, review_view(session, c.store, report))
-    return _render(request, "report.html", ws, message=DONE_MESSAGES.get(done, ""), **ctx)
+    return _render(request, "report.html", ws, message=DONE_MESSAGES.get(done, "") or notice(message), **ctx)
 
 
 @router.post("/reports/{report_id}/decision")
 def report_decision(
     request: Request,
-    report_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    report_id: DbId,
     ws: WS,
     session: DB,
     background: BackgroundTasks,
@@ -333,7 +442,7 @@ def report_decision(
     check_csrf(request, ws, csrf_token)
     _reviewer(ws)
     c = console_of(request)
-    picked = [int(x) for x in suggested or [] if x.isdigit()]
+    picked = sorted(_ids(suggested or []))
     try:
         outcome = decide(
             session,
@@ -341,11 +450,11 @@ def report_decision(
             report_id,
             decision,
             reason,
-            version=int(version) if version.isdigit() and len(version) < 10 else None,
+            version=int(version) if version.isascii() and version.isdigit() and len(version) < 10 else None,
             basis=basis or None,
             confirmed=confirm == "1",
             picked=picked,
-            offered={int(x) for x in shown.split(",") if x.strip().isdigit() and len(x.strip()) < 10},
+            offered=_ids(shown.split(",")),
             via="console",
             store=c.store,
             client=client_ip(request),
@@ -384,7 +493,7 @@ def _capture_in_scope(session: Session, ws: WebSession, capture_id: int) -> Capt
 @router.get("/captures/{capture_id}/page")
 def capture_page(
     request: Request,
-    capture_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    capture_id: DbId,
     ws: WS,
     session: DB,
     rendered: bool = False,
@@ -417,7 +526,7 @@ def capture_page(
 
 @router.get("/captures/{capture_id}/screenshot.png")
 def capture_screenshot(
-    request: Request, capture_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ws: WS, session: DB
+    request: Request, capture_id: DbId, ws: WS, session: DB
 ) -> Response:
     cap = _capture_in_scope(session, ws, capture_id)
     if not cap.screenshot_blob:
@@ -439,20 +548,61 @@ def _admin(ws: WebSession) -> None:
         raise Forbidden("只有系统管理员可以管理账号")
 
 
-@router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, ws: WS, session: DB, message: str = "") -> Response:
-    _admin(ws)
+def _users_page(
+    request: Request, ws: WebSession, session: Session, status: int = 200, message: str = "", **extra: Any
+) -> Response:
     users = list(session.scalars(sa.select(User).order_by(User.name)))
+    names = {u.id: u.name for u in users}
+    tokens = list(session.scalars(sa.select(ApiToken).order_by(ApiToken.id.desc()).limit(500)))
+    live = dict(
+        session.execute(
+            sa.select(AuthSession.user_id, sa.func.count())
+            .where(AuthSession.ended_at.is_(None), AuthSession.expires_at > utcnow())
+            .group_by(AuthSession.user_id)
+        ).all()
+    )
     offices = list(session.scalars(sa.select(Office).order_by(Office.code)))
     return _render(
         request,
         "users.html",
         ws,
+        status,
         users=users,
         offices=offices,
-        message=message[:200],
+        tokens=[(t, names.get(t.user_id, "?"), token_state(t)) for t in tokens],
+        live_sessions=live,
+        message=message,
         roles=[r.value for r in UserRole],
+        token_days=console_of(request).cfg.api_token_days,
+        max_token_days=MAX_TOKEN_DAYS,
+        **extra,
     )
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, ws: WS, session: DB, message: str = "") -> Response:
+    _admin(ws)
+    return _users_page(request, ws, session, message=notice(message))
+
+
+def _account_action(
+    request: Request, ws: WebSession, session: Session, csrf_token: str, user_id: int
+) -> User:
+    check_csrf(request, ws, csrf_token)
+    _admin(ws)
+    user = session.get(User, user_id)
+    if user is None:
+        raise Forbidden(f"账号 {user_id} 不存在", 404)
+    return user
+
+
+def _done(code: str) -> Response:
+    return RedirectResponse(f"/admin/users?message={code}", status_code=303)
+
+
+def _refused(request: Request, ws: WebSession, session: Session, exc: AccountError) -> Response:
+    session.rollback()
+    return _users_page(request, ws, session, 400, message=str(exc))
 
 
 @router.post("/admin/users")
@@ -469,30 +619,197 @@ def users_add(
     check_csrf(request, ws, csrf_token)
     _admin(ws)
     try:
-        create_user(session, name, role, password, office_code or None)
+        create_user(
+            session,
+            name,
+            role,
+            password,
+            office_code or None,
+            actor=ws.principal.name,
+            client=client_ip(request),
+        )
         session.commit()
     except AccountError as exc:
-        session.rollback()
-        users = list(session.scalars(sa.select(User).order_by(User.name)))
-        offices = list(session.scalars(sa.select(Office).order_by(Office.code)))
-        return _render(
-            request,
-            "users.html",
-            ws,
-            400,
-            users=users,
-            offices=offices,
-            message=str(exc),
-            roles=[r.value for r in UserRole],
+        return _refused(request, ws, session, exc)
+    return _done("user_added")
+
+
+@router.post("/admin/users/{user_id}/password")
+def users_password(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    try:
+        change_password(session, user, password, actor=ws.principal.name, client=client_ip(request))
+        session.commit()
+    except AccountError as exc:
+        return _refused(request, ws, session, exc)
+    return _done("password_changed")
+
+
+@router.post("/admin/users/{user_id}/role")
+def users_role(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    role: Annotated[str, Form(max_length=12)] = "",
+    office_code: Annotated[str, Form(max_length=12)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    try:
+        if user.id == ws.principal.user_id:
+            raise AccountError("不能修改自己的角色（请另一位系统管理员操作）")
+        change_role(
+            session, user, role, office_code or None, actor=ws.principal.name, client=client_ip(request)
         )
-    return RedirectResponse(f"/admin/users?message={quote('已添加用户 ' + name.strip())}", status_code=303)
+        session.commit()
+    except AccountError as exc:
+        return _refused(request, ws, session, exc)
+    return _done("role_changed")
 
 
-# --- API description ----------------------------------------------------------------------------------
+@router.post("/admin/users/{user_id}/active")
+def users_active(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    active: Annotated[str, Form(max_length=1)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    if active not in ("0", "1"):
+        raise Forbidden("请求无效", 400)
+    try:
+        if user.id == ws.principal.user_id and active == "0":
+            raise AccountError("不能停用自己的账号（请另一位系统管理员操作）")
+        set_active(session, user, active == "1", actor=ws.principal.name, client=client_ip(request))
+        session.commit()
+    except AccountError as exc:
+        return _refused(request, ws, session, exc)
+    return _done("activated" if active == "1" else "deactivated")
+
+
+@router.post("/admin/users/{user_id}/end-sessions")
+def users_end_sessions(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    end_everything(session, user, "ended_by_admin", ws.principal.name, client_ip(request))
+    session.commit()
+    return _done("sessions_ended")
+
+
+@router.post("/admin/users/{user_id}/unlock")
+def users_unlock(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Lift a login lockout of this account (its failed attempts are forgotten, from every address)."""
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    cleared = console_of(request).throttle.forget_account(user.name)
+    record_auth_event(
+        session, "login_unlocked", user.name, ws.principal.name, client_ip(request), {"counters": cleared}
+    )
+    session.commit()
+    return _done("unlocked")
+
+
+@router.post("/admin/users/{user_id}/tokens")
+def users_token_issue(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    days: Annotated[str, Form(max_length=4)] = "",
+    label: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Issue a token; the answer is the page showing it once (it is never stored or shown again)."""
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    try:
+        if not (days.isascii() and days.isdigit()):
+            raise AccountError(f"令牌有效期应为 1 至 {MAX_TOKEN_DAYS} 天")
+        row, text = issue_token(
+            session, user, days=int(days), label=label, actor=ws.principal.name, client=client_ip(request)
+        )
+        session.commit()
+    except AccountError as exc:
+        return _refused(request, ws, session, exc)
+    return _users_page(
+        request,
+        ws,
+        session,
+        message=f"已为 {user.name} 生成令牌（只显示这一次，请立即保存）",
+        new_token=text,
+        new_token_row=row,
+    )
+
+
+@router.post("/admin/users/{user_id}/tokens/{token_id}/revoke")
+def users_token_revoke(
+    request: Request,
+    user_id: DbId,
+    token_id: DbId,
+    ws: WS,
+    session: DB,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    try:
+        revoke_token(session, user, token_id, actor=ws.principal.name, client=client_ip(request))
+        session.commit()
+    except AccountError as exc:
+        return _refused(request, ws, session, exc)
+    return _done("token_revoked")
+
+
+@router.post("/admin/users/{user_id}/tokens/revoke-all")
+def users_tokens_revoke_all(
+    request: Request,
+    user_id: DbId,
+    ws: WS,
+    session: DB,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    user = _account_action(request, ws, session, csrf_token, user_id)
+    revoke_tokens(session, user, actor=ws.principal.name, client=client_ip(request))
+    session.commit()
+    return _done("tokens_revoked")
+
+
+# --- API description (signed-in users only) ---------------------------------------------------------
+
+
+@router.get("/openapi.json")
+def openapi_document(request: Request, session: DB) -> Response:
+    """The OpenAPI document, for a signed-in user or an API token."""
+    try:
+        web_session(request, session)
+    except LoginRequired:
+        if api_principal(request, session) is None:
+            return JSONResponse(
+                {"error": "unauthorized", "detail": "需要登录或有效的 API 令牌"}, status_code=401
+            )
+    return JSONResponse(request.app.openapi())
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def api_docs(request: Request) -> Response:
+def api_docs(request: Request, ws: WS) -> Response:
     """The OpenAPI description rendered on the server (Swagger UI would need scripts and a CDN)."""
     spec = request.app.openapi()
     operations = []
@@ -517,7 +834,7 @@ def api_docs(request: Request) -> Response:
     return _render(
         request,
         "docs.html",
-        None,
+        ws,
         spec=spec,
         operations=operations,
         schemas={k: v for k, v in schemas.items() if k in {o["body"] for o in operations}},

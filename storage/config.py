@@ -102,6 +102,20 @@ class Config:
     sms_template: str = "【网标巡检】{unit}：{message}"
     center_email: str = ""
     secret_key: str = ""
+    # The console (review/): host names it answers to (the Host header; empty: loopback names only, and
+    # `serve` beyond loopback refuses to start), the reverse proxies whose X-Forwarded-For/-Proto it
+    # believes (addresses or networks), session and API token lifetimes, login throttling (failures in
+    # login_window_s per address group and account, per address group, per account across addresses)
+    # and the most Argon2 password checks run at once (each takes 64 MiB).
+    console_hosts: list[str] = field(default_factory=list)
+    forwarded_allow_ips: list[str] = field(default_factory=list)
+    session_hours: float = 8.0
+    api_token_days: int = 90
+    login_window_s: float = 900.0
+    login_max_per_account_address: int = 5
+    login_max_per_address: int = 20
+    login_max_per_account: int = 30
+    password_checks_max: int = 2
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:

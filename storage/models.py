@@ -4,6 +4,7 @@ Registry: :class:`Office` (编办), :class:`Unit` (机构), :class:`Domain`, :cl
 Scanning: :class:`Scan`, :class:`ScanLock`, :class:`Capture`, :class:`Finding`.
 Reporting: :class:`AnnualReport` with its audit trail :class:`AnnualReportEvent`,
 :class:`Notification`, :class:`User`.
+Accounts: :class:`AuthSession`, :class:`ApiToken`, :class:`AuthEvent` (append-only).
 Scheduling: :class:`ScheduleRun` and :class:`ScheduleStage`, the nightly chain's claims and checkpoints
 (APScheduler's own ``apscheduler_jobs`` table is APScheduler's, outside these models and migrations).
 
@@ -29,7 +30,10 @@ from storage.types import UtcDateTime, utcnow
 __all__ = [
     "AnnualReport",
     "AnnualReportEvent",
+    "ApiToken",
     "AuditEvent",
+    "AuthEvent",
+    "AuthSession",
     "BadgeStatus",
     "Base",
     "Capture",
@@ -394,6 +398,7 @@ class ConacCacheEntry(Base):
     fetched_at: Mapped[datetime]  # the body was last received (a 200)
     validated_at: Mapped[datetime]  # CONAC last confirmed it (a 200 or a 304)
 
+
 # --- annual reports, notifications, users --------------------------------------------------------
 
 
@@ -534,6 +539,59 @@ class User(Base):
     email: Mapped[str] = mapped_column(sa.String(200), default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- accounts: sessions, API tokens, the authentication audit trail (review/accounts.py) -------------
+
+
+class AuthSession(Base):
+    """A console sign-in, kept on the server: the cookie carries a random secret whose SHA-256 is
+    ``id``; logout, a password change or a deactivation end it at once (``ended_at``)."""
+
+    __tablename__ = "auth_session"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(sa.String(64))
+    client: Mapped[str] = mapped_column(sa.String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str] = mapped_column(sa.String(40), default="")
+
+
+class ApiToken(Base):
+    """An API token of a user: ``bw2.<id>.<secret>``; only the secret's SHA-256 is stored. It expires
+    (``expires_at``) and can be revoked one by one or all at once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(sa.String(100), default="")
+    secret_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_by: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str] = mapped_column(sa.String(200), default="")
+
+
+class AuthEvent(Base):
+    """One authentication or account event (login success and failure, account creation, role and
+    password changes, deactivation, token issue and revocation): who it was about (``user_name``), who
+    did it (``actor``), from which client address, with a JSON ``detail``. Append-only: no foreign key
+    (nothing cascades into it) and a database trigger refuses UPDATE and DELETE (migration 0007)."""
+
+    __tablename__ = "auth_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(40), index=True)
+    user_name: Mapped[str] = mapped_column(sa.String(100), default="", index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200), default="")
+    client: Mapped[str] = mapped_column(sa.String(100), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 # --- the nightly chain (scheduler.py) ----------------------------------------------------------------

@@ -12,9 +12,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from fastapi import FastAPI
 
+from review.accounts import issue_token
 from review.app import create_app
-from review.security import Signer, make_api_token
 from storage.models import User
 
 from .world import PASSWORD, World, build_world
@@ -51,11 +52,12 @@ class Served:
         self._cookies[key] = r.cookies["bw_session"]
         return c
 
-    def token(self, name: str) -> dict[str, str]:
-        """Authorization headers with an API token of ``name`` (as ``badgewatch user token`` makes it)."""
+    def token(self, name: str, days: int = 30) -> dict[str, str]:
+        """Authorization headers with a new API token of ``name`` (as ``badgewatch user token`` makes it)."""
         with self.world.session() as s:
             user = s.scalars(sa.select(User).where(User.name == name)).one()
-            token = make_api_token(Signer(self.world.cfg.secret_key), user.id, user.password_hash)
+            _row, token = issue_token(s, user, days=days, actor="test", client="local")
+            s.commit()
         return {"Authorization": f"Bearer {token}"}
 
 
@@ -71,12 +73,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def serve(world: World, **kwargs: object) -> Iterator[str]:
-    app = create_app(world.cfg, world.engine, **kwargs)  # type: ignore[arg-type]
+    yield from serve_app(create_app(world.cfg, world.engine, **kwargs))  # type: ignore[arg-type]
+
+
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port until the generator is closed."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # As `badgewatch serve` runs it: proxy headers are the app's business (forwarded_allow_ips).
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

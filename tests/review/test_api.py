@@ -313,13 +313,19 @@ def test_site_findings_match_the_database(served: Served) -> None:
     assert got == want and ("badge", "fail", "badge.missing") in got
 
 
-def test_openapi_is_published(served: Served) -> None:
+def test_openapi_is_published_to_signed_in_users_and_tokens(served: Served) -> None:
     with served.client() as c:
-        spec = c.get("/openapi.json").json()
+        anonymous = c.get("/openapi.json")
+        assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthorized"
+        assert c.get("/docs").status_code == 303  # to the login page
+        spec = c.get("/openapi.json", headers=served.token("center")).json()
         assert "/api/v1/annual-reports" in spec["paths"]
         assert "post" in spec["paths"]["/api/v1/annual-reports/{report_id}/decision"]
-        page = c.get("/docs")
-        assert page.status_code == 200 and "/api/v1/websites/{website_id}/findings" in page.text
+    c = served.login("center")
+    assert "/api/v1/annual-reports" in c.get("/openapi.json").json()["paths"]
+    page = c.get("/docs")
+    assert page.status_code == 200 and "/api/v1/websites/{website_id}/findings" in page.text
+    c.close()
 
 
 def test_streamed_oversized_body_is_refused(served: Served) -> None:

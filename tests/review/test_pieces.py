@@ -1,4 +1,5 @@
-"""The console's pure parts: password hashing, signing, rate limit, highlighting, charts."""
+"""The console's pure parts: password hashing, signing, highlighting, charts (login throttling:
+test_auth_throttle.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,7 @@ from hypothesis import strategies as st
 
 from review.charts import bar_chart
 from review.evidence import _locate, _windows, highlight
-from review.security import (
-    RateLimiter,
-    Signer,
-    hash_password,
-    make_api_token,
-    read_api_token,
-    verify_password,
-)
+from review.security import Signer, hash_password, verify_password
 
 
 def test_passwords_are_argon2id_and_verified() -> None:
@@ -44,33 +38,6 @@ def test_signed_payloads_refuse_tampering_other_purposes_and_age() -> None:
     assert s.unsign("session", old, max_age=50) is None
     assert s.unsign("session", old, max_age=500) is not None
     assert s.unsign("session", "garbage") is None and s.unsign("session", ".") is None
-
-
-def test_api_tokens_are_bound_to_the_password() -> None:
-    s = Signer("k" * 32)
-    token = make_api_token(s, 3, "$argon2id$hash-one")
-    payload = read_api_token(s, token)
-    assert payload is not None and payload["uid"] == 3
-    other = read_api_token(s, make_api_token(s, 3, "$argon2id$hash-two"))
-    assert other is not None and other["fp"] != payload["fp"]
-    assert read_api_token(s, token.removeprefix("bw1.")) is None
-
-
-def test_rate_limiter_counts_per_account_and_per_address() -> None:
-    rl = RateLimiter(per_user=3, per_ip=5, window_s=60)
-    for _ in range(3):
-        assert rl.blocked("1.1.1.1", "a") == 0
-        rl.failed("1.1.1.1", "a")
-    assert rl.blocked("1.1.1.1", "a") > 0
-    assert rl.blocked("1.1.1.2", "a") == 0  # another address
-    rl.failed("1.1.1.1", "b")
-    rl.failed("1.1.1.1", "c")
-    assert rl.blocked("1.1.1.1", "d") > 0  # the address tried too many accounts
-    quick = RateLimiter(per_user=1, per_ip=10, window_s=0.05)
-    quick.failed("ip", "u")
-    assert quick.blocked("ip", "u") > 0
-    time.sleep(0.08)
-    assert quick.blocked("ip", "u") == 0
 
 
 def test_highlight_escapes_and_marks_exact_spans() -> None:

@@ -1,7 +1,7 @@
 """audit trail that lasts (append-only audit_event with triggers), annual report version
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-04 15:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.types
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
