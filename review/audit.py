@@ -6,8 +6,8 @@ the reviewer had in front of them, how the decision came in and from which addre
 shows it. The lasting trail is ``audit_event`` (:mod:`storage.audit`): submissions (with channel and
 client) and decisions, append-only and hash-chained, without foreign keys so that it outlives the
 reports, units and accounts it names. Account events (logins, account and role changes, tokens) are
-kept by the console's login code in ``auth_event``; :func:`list_events` reads that table too when the
-database has it, so ``badgewatch audit`` shows one timeline.
+kept by the console's login code in ``auth_event`` (:mod:`review.auth_events`); :func:`list_events`
+reads both, so ``badgewatch audit`` shows one timeline.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from storage.models import AnnualReport, AnnualReportEvent, AuditEvent
+from storage.models import AnnualReport, AnnualReportEvent, AuditEvent, AuthEvent
 
 # How a reviewer's decision comes in; other events ("import", "system", "") are not review decisions.
 REVIEW_CHANNELS = ("console", "api")
@@ -30,6 +30,19 @@ KIND_LABELS = {
     "report.office_approved": "编办审核通过",
     "report.approved": "域名中心审核通过",
     "report.rejected": "退回年度报告",
+    # Account events (review.auth_events.KINDS).
+    "login_success": "登录成功",
+    "login_failure": "登录失败",
+    "logout": "退出登录",
+    "user_created": "创建账号",
+    "role_changed": "修改角色",
+    "password_changed": "修改密码",
+    "user_deactivated": "停用账号",
+    "user_activated": "启用账号",
+    "token_issued": "签发 API 令牌",
+    "token_revoked": "吊销 API 令牌",
+    "sessions_ended": "结束全部登录与令牌",
+    "login_unlocked": "解除登录限制",
 }
 VIA_LABELS = {"console": "审核台", "api": "API", "import": "文件导入"}
 
@@ -161,66 +174,33 @@ def _report_events(session: Session, f: Filters) -> list[Entry]:
     return out
 
 
-def _pick(columns: set[str], *names: str) -> str | None:
-    return next((n for n in names if n in columns), None)
-
-
-def auth_table(session: Session) -> sa.Table | None:
-    """The login code's ``auth_event`` table, reflected, if this database has it (it comes with the
-    account-security migration; a database without it simply has no account events to list)."""
-    bind = session.get_bind()
-    if not sa.inspect(bind).has_table("auth_event"):
-        return None
-    return sa.Table("auth_event", sa.MetaData(), autoload_with=bind)
-
-
 def _auth_events(session: Session, f: Filters) -> list[Entry]:
-    table = auth_table(session)
-    if table is None or f.report_id is not None:
+    """The console's account events (``auth_event``, :mod:`review.auth_events`) as timeline entries."""
+    if f.report_id is not None:
         return []
-    cols = {c.name for c in table.columns}
-    at_c = _pick(cols, "at", "created_at", "time")
-    kind_c = _pick(cols, "kind", "event", "type")
-    if at_c is None or kind_c is None:
-        return []
-    user_c = _pick(cols, "user_name", "username", "user", "name", "account")
-    actor_c = _pick(cols, "actor", "by")
-    client_c = _pick(cols, "client", "client_ip", "client_address", "address", "ip")
-    detail_c = _pick(cols, "detail", "details", "data")
-    stmt = sa.select(table)
-    # A reflected SQLite table has plain timestamps: compare with naive UTC there.
-    naive = session.get_bind().dialect.name == "sqlite"
+    stmt = sa.select(AuthEvent).order_by(AuthEvent.at, AuthEvent.id)
     if f.since is not None:
-        stmt = stmt.where(table.c[at_c] >= (f.since.replace(tzinfo=None) if naive else f.since))
+        stmt = stmt.where(AuthEvent.at >= f.since)
     if f.until is not None:
-        stmt = stmt.where(table.c[at_c] < (f.until.replace(tzinfo=None) if naive else f.until))
+        stmt = stmt.where(AuthEvent.at < f.until)
+    if f.user:
+        stmt = stmt.where(sa.or_(AuthEvent.user_name == f.user, AuthEvent.actor == f.user))
     out = []
-    for row in session.execute(stmt.order_by(table.c[at_c])).mappings():
-        kind = str(row[kind_c])
-        user = str(row[user_c] or "") if user_c else ""
-        actor = str(row[actor_c] or "") if actor_c else user
-        if f.user and f.user not in (user, actor):
+    for row in session.scalars(stmt):
+        if not f.kind_ok(row.kind):
             continue
-        if not f.kind_ok(kind):
-            continue
-        at = row[at_c]
-        if isinstance(at, str):
-            at = dt.datetime.fromisoformat(at)
-        if isinstance(at, dt.datetime) and at.tzinfo is None:
-            at = at.replace(tzinfo=dt.UTC)
-        detail = row[detail_c] if detail_c else {}
         out.append(
             Entry(
                 "auth_event",
-                int(row["id"]) if "id" in cols else 0,
-                at,
-                kind,
-                actor or user,
-                user,
+                row.id,
+                row.at,
+                row.kind,
+                row.actor or row.user_name,
+                row.user_name,
                 "",
-                str(row[client_c] or "") if client_c else "",
-                f"账号 {user}" if user else "",
-                detail=detail if isinstance(detail, dict) else {"detail": str(detail)},
+                row.client,
+                f"账号 {row.user_name}" if row.user_name else "",
+                detail=dict(row.detail or {}),
             )
         )
     return out

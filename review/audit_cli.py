@@ -18,7 +18,7 @@ from reports.render.csvout import render_csv
 from reports.render.textout import render_text
 from reports.render.xlsxout import render_xlsx
 from reports.tabular import Column, Document, Kind, Sheet
-from review.audit import VIA_LABELS, Entry, Filters, auth_table, list_events
+from review.audit import VIA_LABELS, Entry, Filters, list_events
 from storage import audit
 from storage.config import Config
 from storage.db import DatabaseError, make_engine, upgrade
@@ -95,11 +95,11 @@ def _document(events: list[Entry], zone: ZoneInfo, title: str) -> Document:
     )
 
 
-def _emit(cfg: Config, events: list[Entry], fmt: str, output: str | None, note: str) -> None:
+def _emit(cfg: Config, events: list[Entry], fmt: str, output: str | None) -> None:
     zone = _zone(cfg)
     data: bytes
     if fmt == "json":
-        payload = {"events": [e.to_dict() for e in events], "auth_events": note == ""}
+        payload = {"events": [e.to_dict() for e in events]}
         data = (json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n").encode("utf-8")
     else:
         doc = _document(events, zone, "审计记录")
@@ -121,8 +121,6 @@ def _emit(cfg: Config, events: list[Entry], fmt: str, output: str | None, note: 
         click.echo(f"已写入 {path}（{len(events)}条）", err=True)
     else:
         click.echo(data, nl=False)
-    if note:
-        click.echo(note, err=True)
 
 
 def _filters(
@@ -144,14 +142,9 @@ def _run(cfg: Config, f: Filters, fmt: str | None, output: str | None) -> None:
     try:
         with Session(engine) as session:
             events = list_events(session, f)
-            note = (
-                ""
-                if auth_table(session) is not None
-                else "（此数据库没有登录与账号事件表，只列出年度报告的提交与审核）"
-            )
     finally:
         engine.dispose()
-    _emit(cfg, events, fmt, output, note)
+    _emit(cfg, events, fmt, output)
 
 
 def _common(fn: Any) -> Any:

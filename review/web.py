@@ -350,7 +350,7 @@ def report_list(
     # The filter form sends ``year=`` when the field is left empty: that means every year.
     year_value = int(year) if year.isascii() and year.isdigit() else None
     if year.strip() and (year_value is None or not 2000 <= year_value <= 2100):
-        raise Forbidden(f"年度“{year}”无效：请填写 2000 至 2100 之间的年份，或留空查看全部", 400)
+        raise Forbidden(f"年度应为 2000 至 2100 之间的年份（“{year}”无效），或留空查看全部年度", 400)
     if state and state not in {s.value for s in ReportState}:
         raise Forbidden("未知的报告状态", 400)
     rows = reports_in_scope(session, ws.principal, year_value, state or None)
@@ -407,7 +407,7 @@ def _ids(parts: list[str]) -> set[int]:
 @router.get("/reports/{report_id}", response_class=HTMLResponse)
 def report_page(
     request: Request,
-    report_id: DbId,
+    report_id: int,
     ws: WS,
     session: DB,
     done: Annotated[str, Query(max_length=20)] = "",
@@ -426,7 +426,7 @@ def report_page(
 @router.post("/reports/{report_id}/decision")
 def report_decision(
     request: Request,
-    report_id: DbId,
+    report_id: int,
     ws: WS,
     session: DB,
     background: BackgroundTasks,
@@ -493,7 +493,7 @@ def _capture_in_scope(session: Session, ws: WebSession, capture_id: int) -> Capt
 @router.get("/captures/{capture_id}/page")
 def capture_page(
     request: Request,
-    capture_id: DbId,
+    capture_id: int,
     ws: WS,
     session: DB,
     rendered: bool = False,
@@ -526,7 +526,7 @@ def capture_page(
 
 @router.get("/captures/{capture_id}/screenshot.png")
 def capture_screenshot(
-    request: Request, capture_id: DbId, ws: WS, session: DB
+    request: Request, capture_id: int, ws: WS, session: DB
 ) -> Response:
     cap = _capture_in_scope(session, ws, capture_id)
     if not cap.screenshot_blob:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from review.auth_events import record_auth_event
 from storage import audit
 from storage.evidence import prune_captures
 from storage.models import AnnualReport, AuditEvent, Capture, Unit, User
@@ -202,9 +203,14 @@ def test_badgewatch_audit_lists_filters_and_exports(served: Served, life: int, t
     assert [e["kind"] for e in events] == [e.kind for e in _trail(served, report_id=life)]
     assert {e["client"] for e in events} == {"127.0.0.1"}
     # By user and kind (a prefix ends with "."), and by time.
-    code, out = _cli(served, "audit", "list", "--user", "lianchi", "--format", "json")
+    code, out = _cli(served, "audit", "list", "--user", "lianchi", "--kind", "report.", "--format", "json")
     mine = json.loads(out[: out.rindex("}") + 1])["events"]
     assert {e["actor"] for e in mine} == {"lianchi"} and len(mine) == 2
+    # Without a kind, the user's account events (the console's auth_event: lianchi signed in) join the
+    # timeline.
+    code, out = _cli(served, "audit", "list", "--user", "lianchi", "--format", "json")
+    every = json.loads(out[: out.rindex("}") + 1])["events"]
+    assert len(every) > len(mine) and "login_success" in {e["kind"] for e in every}
     code, out = _cli(served, "audit", "list", "--kind", "report.rejected", "--format", "json")
     assert {e["kind"] for e in json.loads(out[: out.rindex("}") + 1])["events"]} == {"report.rejected"}
     tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()
@@ -261,39 +267,44 @@ def test_tampering_behind_the_triggers_is_found(tmp_path: Path) -> None:
     w.engine.dispose()
 
 
-def test_account_events_are_listed_when_the_database_has_them(tmp_path: Path) -> None:
-    """``auth_event`` comes with the login work (another branch): when present, ``badgewatch audit``
-    puts its rows in the same timeline."""
+def test_account_events_join_the_report_events_in_one_timeline(tmp_path: Path) -> None:
+    """``badgewatch audit`` lists the console's account events (``auth_event``) with the report trail."""
     w = build_world(tmp_path)
-    with w.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE TABLE auth_event (id INTEGER PRIMARY KEY, at DATETIME NOT NULL,"
-                " kind VARCHAR(40) NOT NULL, user_name VARCHAR(100) NOT NULL,"
-                " actor VARCHAR(100) NOT NULL, client VARCHAR(100) NOT NULL,"
-                " detail JSON NOT NULL)"
-            )
+    with w.session() as s:
+        record_auth_event(
+            s, "login_failure", "zhuozhou", "zhuozhou", "127.0.0.9", {"reason": "wrong_password"}
         )
-        conn.execute(
-            sa.text(
-                "INSERT INTO auth_event (at, kind, user_name, actor, client, detail) VALUES"
-                " (:at, 'login.failed', 'zhuozhou', 'zhuozhou', '127.0.0.9', '{}'),"
-                " (:at, 'login.succeeded', 'zhuozhou', 'zhuozhou', '127.0.0.9', '{}')"
-            ),
-            {"at": dt.datetime.now(dt.UTC).replace(tzinfo=None)},
-        )
+        record_auth_event(s, "login_success", "zhuozhou", "zhuozhou", "127.0.0.9")
+        s.commit()
     from badgewatch import cli
 
     env = {"BADGEWATCH_DATABASE_URL": w.cfg.database_url}
     result = CliRunner().invoke(cli, ["audit", "list", "--format", "json"], env=env, catch_exceptions=False)
     events = json.loads(result.output[: result.output.rindex("}") + 1])["events"]
-    assert [e["kind"] for e in events if e["source"] == "auth_event"] == ["login.failed", "login.succeeded"]
+    logins = [e["kind"] for e in events if e["source"] == "auth_event" and e["kind"].startswith("login")]
+    assert logins == ["login_failure", "login_success"]
     assert any(e["source"] == "audit_event" for e in events)
     result = CliRunner().invoke(
-        cli, ["audit", "list", "--format", "json", "--kind", "login.", "--user", "zhuozhou"], env=env
+        cli,
+        [
+            "audit",
+            "list",
+            "--format",
+            "json",
+            "--kind",
+            "login_failure",
+            "--kind",
+            "login_success",
+            "--user",
+            "zhuozhou",
+        ],
+        env=env,
     )
     only = json.loads(result.output[: result.output.rindex("}") + 1])["events"]
     assert {(e["source"], e["client"]) for e in only} == {("auth_event", "127.0.0.9")} and len(only) == 2
+    # The terminal table names them in Chinese.
+    result = CliRunner().invoke(cli, ["audit", "list", "--user", "zhuozhou"], env=env)
+    assert "登录失败" in result.output and "login_failure" not in result.output
     w.engine.dispose()
 
 
