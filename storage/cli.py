@@ -6,8 +6,10 @@ Each says first which database it works on (:func:`storage.db.describe_database`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO, Any
 
 import click
+import sqlalchemy as sa
 
 from storage.config import Config
 from storage.db import DatabaseError, describe_database, make_engine, upgrade
@@ -21,6 +23,13 @@ from storage.registry import (
 
 # How many row errors to print before summarising (all of them are in --skip-invalid's file).
 MAX_SHOWN_ERRORS = 200
+
+
+class CommandError(click.ClickException):
+    """A refusal shown as it is written (Chinese), without click's English ``Error:`` prefix."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.format_message(), err=True)
 
 
 def _config(ctx: click.Context) -> Config:
@@ -37,7 +46,7 @@ def init(ctx: click.Context) -> None:
     try:
         revision = upgrade(cfg.database_url)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     click.echo(f"数据库已就绪（版本 {revision}）：{where}")
 
 
@@ -56,6 +65,17 @@ def _print_errors(report: ImportReport) -> None:
 
 
 DRY_RUN = "【仅检查】"
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return False
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return False
+    return not Path(db).exists()
 
 
 def _print_reading(report: ImportReport) -> None:
@@ -110,19 +130,30 @@ def import_cmd(
 ) -> None:
     """导入登记表 FILE（CSV 或 XLSX）。默认全部有效才导入。"""
     cfg = _config(ctx)
+    # Refuse a missing file before touching the database: a mistyped name must not leave a new, empty
+    # database behind.
+    for given in (file, offices):
+        if given is not None and not given.is_file():
+            raise CommandError(f"导入被拒绝：{given}：文件不存在")
+    url = cfg.database_url
     if dry_run:
         click.echo(f"{DRY_RUN}只检查 {file.name}，不写入数据库（--dry-run）")
-    click.echo(f"数据库：{describe_database(cfg.database_url)}")
+        if _sqlite_file_missing(url):
+            # Nothing to check against but the file itself: check in memory, create no database file.
+            click.echo(f"数据库：{describe_database(url, creating=False)}，仅检查时不新建：按空库检查")
+            url = "sqlite://"
+    if url == cfg.database_url:
+        click.echo(f"数据库：{describe_database(url)}")
     try:
-        engine = make_engine(cfg.database_url)
+        engine = make_engine(url)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     try:
         upgrade(engine)
         report = import_registry(engine, file, offices, dry_run=dry_run, skip_invalid=skip_invalid)
     except RegistryFileError as exc:
         what = f"{DRY_RUN}文件无法导入" if dry_run else "导入被拒绝"
-        raise click.ClickException(f"{what}：{exc}") from exc
+        raise CommandError(f"{what}：{exc}") from exc
     except ImportRefused as exc:
         r = exc.report
         _print_reading(r)
@@ -136,7 +167,7 @@ def import_cmd(
         click.echo("改正后重新导入，或使用 --skip-invalid 只导入有效行。", err=True)
         ctx.exit(1)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     finally:
         engine.dispose()
     if report.errors or report.office_errors:
@@ -155,12 +186,12 @@ def export_cmd(ctx: click.Context, file: Path) -> None:
     try:
         engine = make_engine(cfg.database_url)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     try:
         upgrade(engine)
         result = export_registry(engine, file)
     except (RegistryFileError, DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     finally:
         engine.dispose()
     click.echo(f"已导出 {result.rows} 行到 {result.file}")

@@ -48,12 +48,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def describe_database(url: str) -> str:
+def describe_database(url: str, *, creating: bool = True) -> str:
     """The database ``url`` names, in Chinese for the terminal, never with its password:
     ``SQLite 数据库文件 /srv/bw/badgewatch.db``, ``PostgreSQL 数据库 badgewatch（db.example:5432，用户 bw）``.
 
     A SQLite file that does not exist yet is said to be created (a command run in the wrong directory
-    would otherwise quietly start a new, empty database there).
+    would otherwise quietly start a new, empty database there); with ``creating=False``, only that it
+    does not exist.
     """
     try:
         parsed = sa.make_url(normalise_url(url))
@@ -64,7 +65,9 @@ def describe_database(url: str) -> str:
         if not parsed.database or parsed.database == ":memory:":
             return "SQLite 内存数据库（进程结束即消失）"
         path = Path(parsed.database).expanduser().resolve()
-        return f"SQLite 数据库文件 {path}" + ("" if path.exists() else "（尚不存在，将新建空库）")
+        if path.exists():
+            return f"SQLite 数据库文件 {path}"
+        return f"SQLite 数据库文件 {path}（尚不存在" + ("，将新建空库）" if creating else "）")
     names = {"postgresql": "PostgreSQL", "mysql": "MySQL"}
     where = parsed.host or "本机"
     if parsed.port:

@@ -7,7 +7,6 @@ the file), ``offices`` (validating the 编办 sheet). The names used elsewhere a
 
 from checks.registry.columns import (
     HEADER_OF,
-    IGNORED_HEADERS,
     OFFICE_COLUMNS,
     OFFICE_HEADER_OF,
     REGISTRY_COLUMNS,
@@ -22,11 +21,9 @@ from checks.registry.columns import (
 from checks.registry.offices import LEVEL_LABELS, OfficeRow, level_of_code, validate_offices
 from checks.registry.rows import RegistryRow, RegistryValidator, validate_row
 from checks.registry.values import (
-    BADGE_STATUSES,
     RowError,
     SiteUrl,
     clean,
-    is_placeholder,
     parse_badge_status,
     parse_bool,
     parse_date,
@@ -36,9 +33,7 @@ from checks.registry.values import (
 )
 
 __all__ = [
-    "BADGE_STATUSES",
     "HEADER_OF",
-    "IGNORED_HEADERS",
     "LEVEL_LABELS",
     "OFFICE_COLUMNS",
     "OFFICE_HEADER_OF",
@@ -54,7 +49,6 @@ __all__ = [
     "clean",
     "closest_column",
     "find_header_row",
-    "is_placeholder",
     "level_of_code",
     "match_headers",
     "normalise_header",

@@ -151,16 +151,6 @@ def validate_row(
             problem = kind_problem(uscc, kind)
         if problem is not None:
             err("uscc", problem.message, f"uscc.{problem.code}", uscc_text)
-        elif uscc.endswith("000") and uscc.isdigit():
-            warnings.append(
-                RowError(
-                    line,
-                    HEADER_OF["uscc"],
-                    "代码末尾为000，请核对它是否被 Excel 存成了数字（只保留15位有效数字）",
-                    "uscc.maybe_number",
-                    uscc,
-                )
-            )
 
     cn: list[EncodedDomain] = []
     for text in split_list(values["cn_domains"]):

@@ -52,7 +52,6 @@ _UNIT_KINDS: dict[str, UnitKind] = {
     "基金会": UnitKind.SOCIAL, "social": UnitKind.SOCIAL,
 }  # fmt: skip
 
-BADGE_STATUSES = ("已通过", "审核中", "未申请")
 _BADGE_STATUS = {
     "已通过": "已通过", "通过": "已通过", "已获取": "已通过", "approved": "已通过",
     "审核中": "审核中", "已申请": "审核中", "申请中": "审核中", "pending": "审核中",
@@ -97,7 +96,7 @@ def parse_unit_kind(text: str) -> UnitKind | None:
 
 
 def parse_badge_status(text: str) -> str | None:
-    """One of :data:`BADGE_STATUSES` (also ``通过``, ``已申请``, ``暂未申请``, ...); None when unknown."""
+    """已通过, 审核中 or 未申请 (also ``通过``, ``已申请``, ``暂未申请``, ...); None when unknown."""
     return _BADGE_STATUS.get(text.replace(" ", "").lower())
 
 

@@ -426,3 +426,17 @@ def test_database_descriptions_never_show_a_password(tmp_path: Path) -> None:
     assert describe_database(f"sqlite:///{tmp_path / 'x.db'}") == f"SQLite 数据库文件 {tmp_path / 'x.db'}"
     text = describe_database("postgresql://bw:s3cret@db.example:5433/badgewatch")
     assert text == "PostgreSQL 数据库 badgewatch（db.example:5433，用户 bw）" and "s3cret" not in text
+
+
+def test_a_missing_file_or_a_dry_run_leaves_no_new_database(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    env = {"BADGEWATCH_DATABASE_URL": f"sqlite:///{db}"}
+    runner = CliRunner()
+    missing = runner.invoke(badgewatch.cli, ["registry", "import", str(tmp_path / "登记表.xlsx")], env=env)
+    assert missing.exit_code == 1 and "文件不存在" in missing.output
+    assert "Error" not in missing.output  # refusals read in Chinese only
+    path = write_official_xlsx(tmp_path / "r.xlsx", official_rows())
+    dry = runner.invoke(badgewatch.cli, ["registry", "import", str(path), "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "仅检查时不新建：按空库检查" in dry.output and "有效 4 行" in dry.output
+    assert not db.exists()
