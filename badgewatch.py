@@ -328,9 +328,14 @@ def _demo_annual_submissions(db_url: str, office: str | None, year: int, path: P
     offices: list[str] = []
     try:
         with Session(engine) as session:
+            parents = dict(session.execute(sa.select(Office.code, Office.parent_code)).tuples().all())
             scope = sa.select(Unit).order_by(Unit.office_code, Unit.name)
             if office is not None:
-                scope = scope.where(Unit.office_code == office)
+                # The scanned office and the offices below it, as the scan's scope.
+                codes = {office}
+                while grown := {c for c, p in parents.items() if p in codes} - codes:
+                    codes |= grown
+                scope = scope.where(Unit.office_code.in_(codes))
             for unit in session.scalars(scope):
                 if (
                     len(with_site) + len(without_site) >= DEMO_AGREEING
@@ -357,9 +362,10 @@ def _demo_annual_submissions(db_url: str, office: str | None, year: int, path: P
                 offices.append(unit.office_code)
             # The reviewer who decides first: the scanned office, else the top office above them all.
             first = office or (offices[0] if offices else "")
-            parents = dict(session.execute(sa.select(Office.code, Office.parent_code)).tuples().all())
-            while office is None and parents.get(first):
-                first = parents[first] or first
+            seen = {first}
+            while office is None and (up := parents.get(first)) and up not in seen:  # cycles end too
+                first = up
+                seen.add(up)
     finally:
         engine.dispose()
     agreeing = with_site + without_site
