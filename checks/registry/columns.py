@@ -91,9 +91,11 @@ IGNORED_HEADERS = frozenset({"行号", "错误原因", "序号"})
 
 # How many rows from the top may precede the header (titles, notes, blank rows are already skipped).
 HEADER_SEARCH_ROWS = 10
-# A header cell at least this similar to a column the file lacks is a typo of it (the file is refused);
-# at least SUGGEST_RATIO, the column is named as a suggestion beside the ignored header.
-TYPO_RATIO = 0.75
+# A header cell one character away (wrong, missing or extra) from a name of a column the file lacks is a
+# typo of it (the file is refused), if it has at least TYPO_MIN_LENGTH characters: "联系人姓名" is two
+# characters from "联系人手机" and a column of its own. At least SUGGEST_RATIO similar, the column is
+# named as a suggestion beside the ignored header.
+TYPO_MIN_LENGTH = 4
 SUGGEST_RATIO = 0.5
 _HINT_RATIO = 0.7  # a header equal to a column's hint: suggested, never taken for a typo
 
@@ -198,9 +200,32 @@ def match_headers(cells: Sequence[str], columns: Sequence[Column]) -> HeaderMap:
         s = closest_column(cell, columns)
         if s is not None:
             suggestions.append(s)
-    typos = tuple(s for s in suggestions if s.ratio >= TYPO_RATIO and s.header not in found)
+    absent = [c for c in columns if c.key not in positions]
+    typos = tuple(
+        s
+        for s in suggestions
+        if s.header not in found
+        and len(norm := normalise_header(s.cell)) >= TYPO_MIN_LENGTH
+        and any(
+            _one_edit_apart(norm, normalise_header(name))
+            for c in absent
+            if c.header == s.header
+            for name in (c.header, *c.aliases)
+        )
+    )
     missing = tuple(c.header for c in columns if c.required and c.key not in positions)
     return HeaderMap(positions, missing, tuple(unknown), tuple(repeated), tuple(suggestions), typos)
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by changing, dropping or adding one character."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i, (x, y) in enumerate(zip(short, long, strict=False)) if x != y), len(short))
+    return short[i:] == long[i + 1 :]
 
 
 def header_score(cells: Sequence[str], columns: Sequence[Column]) -> int:

@@ -84,6 +84,7 @@ def test_typos_of_absent_columns_are_told_apart_from_extra_columns() -> None:
         "备注",
         "网站名称",
         "网站名称2",
+        "联系人姓名",
     ]
     hm = match_headers(header, REGISTRY_COLUMNS)
     assert hm.missing == ("统一社会信用代码",)
@@ -98,6 +99,9 @@ def test_typos_of_absent_columns_are_told_apart_from_extra_columns() -> None:
     assert "“联系电话”（是否应为“联系手机”？）" in shown
     assert "备注" in shown
     assert "“网站名称2”（是否应为“网站名称”？）" in shown
+    # Close to 联系人手机 and 联系人邮箱 (synonyms of absent columns) but two characters away from each:
+    # a column of its own, listed, not refused.
+    assert any(x.startswith("“联系人姓名”（是否应为") for x in shown)
     assert closest_column("备注", REGISTRY_COLUMNS) is None
 
 
