@@ -58,12 +58,8 @@ class Hop:
     via: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "url": self.url,
-            "status": self.status,
-            "location": self.location,
-            "error": self.error,
-        }
+        out: dict[str, Any] = {"url": self.url, "status": self.status, "location": self.location,
+                               "error": self.error}
         if self.via:
             out["via"] = self.via
         return out
@@ -125,7 +121,6 @@ _CERT_REASONS: dict[CertProblem, str] = {
     CertProblem.INCOMPLETE_CHAIN: "http.cert_incomplete_chain",
     CertProblem.LEGACY_TLS: "http.tls_legacy",
 }
-
 
 def _verdict(reason: str, status: Status, detail: str, outcome: FetchOutcome, excerpt: str = "") -> Verdict:
     data: dict[str, Any] = {
