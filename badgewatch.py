@@ -235,7 +235,8 @@ def demo(
         console.rule("[bold]6. 单位提交年度报告（演示填报）")
         console.print(
             f"演示填报 {seeded.total} 份：{seeded.agreeing} 份与巡检结果一致，"
-            f"{seeded.disagreeing} 份与巡检结果不一致（如已确认缺少标识的网站填报“已加挂”）"
+            f"{seeded.disagreeing} 份与巡检结果不一致（如已确认缺少标识的网站填报“已加挂”）",
+            soft_wrap=True,
         )
         step("", "annual", "import", str(submitted), "--year", str(year))
         step(
@@ -278,7 +279,8 @@ def demo(
             _demo_serve(console, command, config, port, mail)
             return
         console.print(
-            "在演示数据上打开审核台（然后用浏览器访问 http://127.0.0.1:8000/ ，用上面的账号登录）："
+            "在演示数据上打开审核台（然后用浏览器访问 http://127.0.0.1:8000/ ，用上面的账号登录）：",
+            soft_wrap=True,
         )
         # The last line is the command itself, so that it can be copied as it stands.
         console.print(command, soft_wrap=True, highlight=False, markup=False)
