@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from storage.config import Config, ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from simnet.mailsink import MailSink
     from simnet.runtime import SimNet
 
 # Modules that provide commands; each exposes ``COMMANDS``, a list of click commands.
@@ -103,14 +105,28 @@ DEMO_INTERVAL_S = 20
     show_default=True,
     help="多机巡检演示用的 Redis（键带临时前缀，演示后删除）",
 )
+@click.option("--serve", is_flag=True, help="演示结束后在演示数据库上启动审核台（Ctrl-C 结束）")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="--serve 的审核台端口"
+)
 def demo(
-    output_dir: str, sample: str, office: str | None, full: bool, distributed_pg: str, distributed_redis: str
+    output_dir: str,
+    sample: str,
+    office: str | None,
+    full: bool,
+    distributed_pg: str,
+    distributed_redis: str,
+    serve: bool,
+    port: int,
 ) -> None:
-    """演示整个流程：启动模拟互联网，建库、导入登记表、巡检、生成报表、发送清单。
+    """演示整个流程：启动模拟互联网，建库、导入登记表、巡检、单位提交年度报告、生成报表、发送清单，
+    建审核台账号；最后给出在演示数据上打开审核台的命令（或用 --serve 直接打开）。
 
     Every step runs the real command in a child process, as an operator would, against the simulated
     internet (loopback only) and a local SMTP server that keeps what it receives under the output folder.
     """
+    # Deferred imports (here and in the demo's helpers): they load Scrapy, SQLAlchemy models and the
+    # servers, which every other command would otherwise pay for at start-up.
     import datetime as dt
     import json
     import shutil
@@ -121,6 +137,7 @@ def demo(
 
     from simnet.mailsink import MailSink
     from simnet.runtime import SimNet
+    from storage.db import describe_database
 
     console = Console()
     out = Path(output_dir).resolve()
@@ -131,13 +148,18 @@ def demo(
         office = "130629"
     scope = [] if full or office is None else ["--office", office]
 
-    def step(title: str, *args: str, capture: bool = False, ok: tuple[int, ...] = (0,)) -> str:
-        console.rule(f"[bold]{title}")
+    def step(
+        title: str, *args: str, capture: bool = False, ok: tuple[int, ...] = (0,), stdin: str | None = None
+    ) -> str:
+        if title.strip():
+            console.rule(f"[bold]{title}")
         console.print("[dim]$ badgewatch " + " ".join(args))
+        sys.stdout.flush()
         proc = subprocess.run(
             [sys.executable, "-m", "badgewatch", *args],
             env=env,
             text=True,
+            input=stdin,
             stdout=subprocess.PIPE if capture else None,
         )
         if proc.returncode not in ok:
@@ -145,12 +167,14 @@ def demo(
             raise click.ClickException(f"演示步骤失败：badgewatch {command}（退出码 {proc.returncode}）")
         return proc.stdout or ""
 
+    db_url = f"sqlite:///{out / 'badgewatch.db'}"
+    year = dt.date.today().year
     console.rule("[bold]0. 启动模拟互联网 simnet（仅 127.0.0.0/8）")
     with SimNet(sample=sample, workdir=out / "simnet") as net, MailSink(out / "mail") as mail:
         env = {
             **os.environ,
             **net.env(),
-            "BADGEWATCH_DATABASE_URL": f"sqlite:///{out / 'badgewatch.db'}",
+            "BADGEWATCH_DATABASE_URL": db_url,
             "BADGEWATCH_EVIDENCE_DIR": str(out / "evidence"),
             "BADGEWATCH_SMTP_HOST": mail.host,
             "BADGEWATCH_SMTP_PORT": str(mail.port),
@@ -170,6 +194,7 @@ def demo(
             f"HTTPS 端口 {net.https_port}，样例 {sample}（{net.describe()['sites']} 个网站），"
             f"邮件服务器 {mail.host}:{mail.port}"
         )
+        console.print(f"演示数据库：{describe_database(db_url)}", soft_wrap=True)
         step("1. 建库 badgewatch init", "init")
         # The catalogue carries rows the import must refuse (invalid domains): show them refused and
         # import the rest.
@@ -204,29 +229,345 @@ def demo(
             "-o",
             str(out / "noncompliance.xlsx"),
         )
+        # Units submit their annual reports: a few, some agreeing with the scan and some not, so that
+        # the review page has work and the annual table is not empty.
+        submitted = out / "年度报告-单位填报.xlsx"
+        seeded = _demo_annual_submissions(db_url, office, year, submitted)
+        console.rule("[bold]6. 单位提交年度报告（演示填报）")
+        console.print(
+            f"演示填报 {seeded.total} 份：{seeded.agreeing} 份与巡检结果一致，"
+            f"{seeded.disagreeing} 份与巡检结果不一致（如已确认缺少标识的网站填报“已加挂”）",
+            soft_wrap=True,
+        )
+        step("", "annual", "import", str(submitted), "--year", str(year))
         step(
-            "6. 年度报告可核验字段（字段3、字段5）",
+            "   年度报告审核表：可核验字段（字段3、字段5）与填报对照",
             "report",
             "annual",
             "--year",
-            str(dt.date.today().year),
+            str(year),
             *scope,
             "-o",
             str(out / "annual.xlsx"),
         )
         step("7. 发送清单 badgewatch notify", "notify", "--scan", scan_id, ok=(0, 1))
         _demo_distributed(console, env, out, net, scope, scan_id, distributed_pg, distributed_redis)
-        console.rule("[bold]9. 结果")
+        console.rule("[bold]9. 审核台账号与配置")
+        config = _demo_config(out, db_url)
+        console.print(f"配置文件：{config}（指向演示数据库与证据目录）", soft_wrap=True)
+        accounts = _demo_accounts(db_url, office or seeded.office)
+        for a in accounts:
+            step(
+                "",
+                "--config",
+                str(config),
+                "user",
+                "add",
+                *a.args,
+                "--password-stdin",
+                stdin=a.password + "\n",
+            )
+        console.rule("[bold]10. 结果")
         for path in mail.received():
             console.print(f"收到邮件：{path.name}")
+        command = _console_command(config)
+        index = _demo_index(out, command, accounts, sample)
+        console.print(f"输出目录：{out}；各文件的说明见 {index}", soft_wrap=True)
+        console.print("审核台账号（仅用于演示数据）：")
+        for a in accounts:
+            console.print(f"  {a.label}：用户名 {a.name}  密码 {a.password}", soft_wrap=True, highlight=False)
+        if serve:
+            _demo_serve(console, command, config, port, mail)
+            return
         console.print(
-            f"输出目录：{out}（coverage.xlsx / coverage.html / noncompliance.xlsx / annual.xlsx，"
-            f"evidence/ 证据，mail/ 收到的邮件）"
+            "在演示数据上打开审核台（然后用浏览器访问 http://127.0.0.1:8000/ ，用上面的账号登录）：",
+            soft_wrap=True,
         )
-        console.print(
-            "审核控制台：badgewatch user add NAME --role center；然后 badgewatch serve，"
-            f"数据库 {env['BADGEWATCH_DATABASE_URL']}"
-        )
+        # The last line is the command itself, so that it can be copied as it stands.
+        console.print(command, soft_wrap=True, highlight=False, markup=False)
+
+
+@dataclass(frozen=True)
+class SeededReports:
+    """The annual reports the demo has units submit: how many agree with the scan, and the office
+    whose reviewer decides them first."""
+
+    agreeing: int
+    disagreeing: int
+    office: str
+
+    @property
+    def total(self) -> int:
+        return self.agreeing + self.disagreeing
+
+
+# How many sample reports of each sort the demo writes.
+DEMO_AGREEING = 4
+DEMO_DISAGREEING = 3
+
+
+def _demo_annual_submissions(db_url: str, office: str | None, year: int, path: Path) -> SeededReports:
+    """Write ``path``: the annual reports a few units of the scanned scope submit, as a unit's XLSX
+    (a title row above the header), some answering what the scan found and some contradicting it
+    (a badge the scan confirmed missing reported as displayed; invalid domains reported as valid).
+
+    The answers are chosen from what :func:`reports.annual.derive_badge` and ``derive_domains`` make of
+    the scan's findings, the same derivation the import and the review page use.
+    """
+    # Deferred: see demo().
+    import openpyxl
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from reports.annual import NO_SITE, UNDECIDED, VALID, derive_badge, derive_domains
+    from storage.db import make_engine
+    from storage.models import Office, Unit
+
+    engine = make_engine(db_url)
+    # Agreeing reports: mostly units with a site the scan found good, one unit without a site.
+    with_site: list[list[str]] = []
+    without_site: list[list[str]] = []
+    disagreeing: list[list[str]] = []
+    offices: list[str] = []
+    try:
+        with Session(engine) as session:
+            parents = dict(session.execute(sa.select(Office.code, Office.parent_code)).tuples().all())
+            scope = sa.select(Unit).order_by(Unit.office_code, Unit.name)
+            if office is not None:
+                # The scanned office and the offices below it, as the scan's scope.
+                codes = {office}
+                while grown := {c for c, p in parents.items() if p in codes} - codes:
+                    codes |= grown
+                scope = scope.where(Unit.office_code.in_(codes))
+            for unit in session.scalars(scope):
+                if (
+                    len(with_site) + len(without_site) >= DEMO_AGREEING
+                    and len(disagreeing) >= DEMO_DISAGREEING
+                ):
+                    break
+                badge, domains = derive_badge(session, unit), derive_domains(session, unit)
+                # What the scans say, as a unit writes it ("无法判定" is no answer a unit gives).
+                said_badge = "是" if badge.value.startswith(UNDECIDED) else badge.value.split("（")[0]
+                said_domains = VALID if domains.value.startswith(UNDECIDED) else domains.value.split("（")[0]
+                site = next((w.name for w in unit.websites if w.name), "")
+                row = [str(year), unit.uscc or "", unit.name, unit.name, site]
+                settled = not (badge.undecided or domains.undecided or badge.bad or domains.bad)
+                if badge.bad and len(disagreeing) < DEMO_DISAGREEING:
+                    disagreeing.append([*row, said_domains, "是", "是"])  # "displayed": it is not
+                elif domains.bad and len(disagreeing) < DEMO_DISAGREEING:
+                    disagreeing.append([*row, "有效，已指向本单位网站", "是", said_badge])
+                elif settled and badge.good and len(with_site) < DEMO_AGREEING - 1:
+                    with_site.append([*row, said_domains, "是", said_badge])
+                elif settled and badge.value == NO_SITE and not without_site:
+                    without_site.append([*row, said_domains, "是", said_badge])
+                else:
+                    continue
+                offices.append(unit.office_code)
+            # The reviewer who decides first: the scanned office, else the top office above them all.
+            first = office or (offices[0] if offices else "")
+            seen = {first}
+            while office is None and (up := parents.get(first)) and up not in seen:  # cycles end too
+                first = up
+                seen.add(up)
+    finally:
+        engine.dispose()
+    agreeing = with_site + without_site
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "年度报告"
+    header = [
+        "年度",
+        "统一社会信用代码",
+        "机构名称",
+        "开办主体名称",
+        "网站名称",
+        "中文域名与英文域名的有效性及使用状况",
+        "职能或业务范围是否经过审核",
+        "是否加挂网站标识",
+    ]
+    ws.append([f"{year}年度网上名称年度报告（演示：单位填报）"])
+    ws.append(header)
+    for r in agreeing + disagreeing:
+        ws.append(r)
+    for column, width in zip("ABCDEFGH", (8, 22, 30, 30, 30, 36, 26, 18), strict=True):
+        ws.column_dimensions[column].width = width
+    wb.save(path)
+    return SeededReports(len(agreeing), len(disagreeing), first)
+
+
+def _demo_config(out: Path, db_url: str) -> Path:
+    """``badgewatch.toml`` of the demo: its database and evidence, and a secret key so that console
+    sessions survive a restart. Every command given ``--config`` with it works on the demo's data."""
+    import json
+    import secrets
+
+    path = out / "badgewatch.toml"
+    values = {
+        "database_url": db_url,
+        "evidence_dir": str(out / "evidence"),
+        "secret_key": secrets.token_hex(32),
+    }
+    # A TOML basic string takes JSON's escapes for what a path or URL can hold.
+    lines = ["# 网标巡检演示的配置：badgewatch --config 本文件 serve 在演示数据上打开审核台"]
+    lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    name: str
+    password: str
+    role: str
+    office: str | None
+    label: str
+
+    @property
+    def args(self) -> list[str]:
+        return [self.name, "--role", self.role, *(["--office", self.office] if self.office else [])]
+
+
+def _demo_accounts(db_url: str, office: str) -> list[DemoAccount]:
+    """Two reviewers for the demo's reports: the office's (first level) and the domain center's."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from storage.db import make_engine
+    from storage.models import Office
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            name = conn.execute(sa.select(Office.name).where(Office.code == office)).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    return [
+        DemoAccount("bianban", secrets.token_urlsafe(9), "office", office, f"编办审核员（{name or office}）"),
+        DemoAccount("zhongxin", secrets.token_urlsafe(9), "center", None, "域名中心审核员"),
+    ]
+
+
+def _console_command(config: Path) -> str:
+    """The command that opens the console on the demo's data, as it can be pasted in any directory."""
+    import shlex
+    import sys
+
+    exe = Path(sys.executable).with_name("badgewatch")
+    program = shlex.quote(str(exe)) if exe.exists() else f"{shlex.quote(sys.executable)} -m badgewatch"
+    return f"{program} --config {shlex.quote(str(config))} serve"
+
+
+# What each file of the demo's output folder is (names, or a suffix after ``*``), for its index.
+DEMO_FILES: tuple[tuple[str, str], ...] = (
+    ("index.html", "本页：演示输出目录的说明"),
+    ("badgewatch.db", "演示数据库（SQLite）：登记信息、巡检结论、年度报告、审核台账号都在这里"),
+    ("badgewatch.toml", "演示配置：指向演示数据库与证据目录；任何命令加 --config 本文件即在演示数据上运行"),
+    ("coverage.xlsx", "附件1 域名注册及网站标识覆盖情况（Excel）"),
+    ("coverage.html", "附件1 同一张表（网页，含图表）"),
+    ("noncompliance.xlsx", "本次巡检的不合规清单（Excel，每个编办一个工作表）"),
+    ("annual.xlsx", "年度报告审核表：单位填报与巡检结果（字段3、字段5）对照"),
+    ("年度报告-单位填报.xlsx", "演示用的单位填报（部分与巡检结果一致，部分不一致），已由 annual import 导入"),
+    ("evidence", "巡检证据：网页快照、DNS 应答、HTTP 往来（按内容编号存放，在审核台中查看）"),
+    ("mail", "演示邮件服务器收到的清单邮件（.eml，可用邮件客户端打开）"),
+    ("screenshots", "审核台主要页面的截图（不启动审核台也能看）"),
+    ("simnet", "模拟互联网的样例：导入的登记表、编办表和样例的真实情况"),
+    ("*-registry.csv", "导入的登记表（模拟互联网样例生成）"),
+    ("*-offices.csv", "导入的编办表"),
+    ("*-truth.json", "样例的真实情况（测试用来核对巡检结论）"),
+    ("*.rejected.csv", "导入时被拒绝的行及原因"),
+    ("*.rejected.xlsx", "导入时被拒绝的行及原因"),
+)
+
+
+def _describe_demo_file(name: str) -> str:
+    for pattern, text in DEMO_FILES:
+        if name == pattern or (pattern.startswith("*") and name.endswith(pattern[1:])):
+            return text
+    return ""
+
+
+def _demo_index(out: Path, command: str, accounts: list[DemoAccount], sample: str) -> Path:
+    """Write ``index.html``: what each file of the output folder is, and how to open the console on
+    the demo's data (an official opens the folder and finds the way from there)."""
+    import datetime as dt
+    from html import escape
+
+    (out / "index.html").touch()  # list itself
+    rows = []
+    entries = sorted(out.iterdir(), key=lambda p: (p.is_dir(), p.name))
+    entries += (
+        sorted(p for p in (out / "simnet").glob("*") if p.is_file()) if (out / "simnet").is_dir() else []
+    )
+    for path in entries:
+        rel = path.relative_to(out).as_posix() + ("/" if path.is_dir() else "")
+        what = _describe_demo_file(path.name) or ("目录" if path.is_dir() else "其他文件")
+        if path.is_dir():
+            what += f"（{sum(1 for _ in path.rglob('*') if _.is_file())} 个文件）"
+        rows.append(f'<tr><td><a href="{escape(rel)}">{escape(rel)}</a></td><td>{escape(what)}</td></tr>')
+    logins = "".join(
+        f"<li>{escape(a.label)}：用户名 <code>{escape(a.name)}</code>，"
+        f"密码 <code>{escape(a.password)}</code></li>"
+        for a in accounts
+    )
+    when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    html = f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>网标巡检演示输出</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;line-height:1.6}}
+table{{border-collapse:collapse;width:100%}}td{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
+code,pre{{background:#f4f4f4;padding:2px 4px}}pre{{padding:8px;white-space:pre-wrap}}</style></head>
+<body><h1>网标巡检演示输出</h1>
+<p>生成于 {escape(when)}，样例：{escape(sample)}。这里的数据都来自模拟互联网，不涉及真实网站。</p>
+<h2>打开审核台</h2>
+<p>在终端运行下面的命令，然后用浏览器打开 <a href="http://127.0.0.1:8000/">http://127.0.0.1:8000/</a>：</p>
+<pre>{escape(command)}</pre>
+<p>演示账号（仅用于演示数据）：</p><ul>{logins}</ul>
+<p>也可以运行 <code>badgewatch demo --serve</code>：演示结束后直接启动审核台。</p>
+<h2>文件说明</h2>
+<table><tr><td><b>文件</b></td><td><b>说明</b></td></tr>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _demo_serve(console: Console, command: str, config: Path, port: int, mail: MailSink) -> None:
+    """Run the console on the demo's data until Ctrl-C; its e-mail goes to the demo's mail folder."""
+    import socket
+    import subprocess
+    import sys
+
+    console.rule("[bold]11. 审核台")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BADGEWATCH_")}
+    env.update(BADGEWATCH_SMTP_HOST=mail.host, BADGEWATCH_SMTP_PORT=str(mail.port))
+    args = [sys.executable, "-m", "badgewatch", "--config", str(config), "serve", "--port", str(port)]
+    proc = subprocess.Popen(args, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        if proc.poll() is not None:
+            raise click.ClickException(f"审核台没有启动（端口 {port} 是否已被占用？可用 --port 换一个）")
+        console.print(f"审核台已启动：http://127.0.0.1:{port}/ （按 Ctrl-C 结束）")
+        console.print("以后再打开：", command, soft_wrap=True, highlight=False, markup=False)
+        sys.stdout.flush()
+        proc.wait()
+    except KeyboardInterrupt:
+        console.print("审核台已关闭")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _demo_distributed(
@@ -250,7 +591,7 @@ def _demo_distributed(
 
     import sqlalchemy as sa
 
-    from storage.db import make_engine
+    from storage.db import describe_database, make_engine
     from storage.models import Finding
 
     console.rule("[bold]8. 多机巡检：同一范围由两个工作进程经 PostgreSQL 与 Redis 完成")
@@ -290,7 +631,7 @@ def _demo_distributed(
         return proc.stdout
 
     try:
-        console.print(f"临时数据库 {db_name}，Redis 键前缀 {prefix}")
+        console.print(f"临时数据库：{describe_database(db_url)}；Redis 键前缀 {prefix}", soft_wrap=True)
         run("init")
         run("registry", "import", net.registry_path, "--offices", net.offices_path, "--skip-invalid")
         opened = json.loads(run("scan", "--distributed", "--no-wait", "--json", *scope))

@@ -17,10 +17,16 @@ WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
 _KIND_OF_PREFIX = {"11": UnitKind.PARTY_GOV, "12": UnitKind.INSTITUTION}
 
 
+# A number as Excel writes it in scientific notation (9.11306E+17, 9,11306E+17 in some locales).
+_SCIENTIFIC = re.compile(r"\d[.,]?\d*E\+?\d{1,2}", re.IGNORECASE)
+# Excel keeps 15 significant digits: an 18-digit code typed as a number ends in 000.
+_EXCEL_DIGITS = 15
+
+
 @dataclass(frozen=True, slots=True)
 class UsccProblem:
     """Why a USCC is invalid: ``code`` is stable (``length``, ``charset``, ``check_char``,
-    ``kind_mismatch``), ``message`` is what users read."""
+    ``kind_mismatch``, ``stored_as_number``), ``message`` is what users read."""
 
     code: str
     message: str
@@ -58,6 +64,30 @@ def uscc_problem(code: str) -> UsccProblem | None:
     expected = check_char(code[:17])
     if code[17] != expected:
         return UsccProblem("check_char", f"统一社会信用代码校验位错误：应为 {expected}，实为 {code[17]}")
+    return None
+
+
+def number_problem(text: str) -> UsccProblem | None:
+    """A problem when ``text`` is what a spreadsheet made of a code stored as a number, not what the
+    official typed: ``9.11306E+17`` (scientific notation), or 18 digits of which the last three became
+    ``000`` (Excel keeps 15 significant digits) and the check character no longer holds.
+
+    Such a value must not be reported as a wrong check character: the official never typed it.
+    """
+    t = text.strip().replace(" ", "")
+    fix = "请把该列的单元格格式设为“文本”，重新填入完整的18位代码后再导入"
+    if _SCIENTIFIC.fullmatch(t):
+        return UsccProblem(
+            "stored_as_number",
+            f"该单元格被 Excel 存成了数字（显示为 {t}），18位代码的后几位已经丢失：{fix}",
+        )
+    lost = "0" * (18 - _EXCEL_DIGITS)
+    if len(t) == 18 and t.isdigit() and t.endswith(lost) and t[17] != check_char(t[:17]):
+        return UsccProblem(
+            "stored_as_number",
+            "该单元格很可能被 Excel 存成了数字：Excel 只保留15位有效数字，后3位变成了 000，"
+            f"校验位因此不符：{fix}",
+        )
     return None
 
 

@@ -1,13 +1,18 @@
-"""Commands of the storage area: ``badgewatch init`` and ``badgewatch registry import|export``."""
+"""Commands of the storage area: ``badgewatch init`` and ``badgewatch registry import|export``.
+
+Each says first which database it works on (:func:`storage.db.describe_database`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO, Any
 
 import click
+import sqlalchemy as sa
 
 from storage.config import Config
-from storage.db import DatabaseError, make_engine, upgrade
+from storage.db import DatabaseError, describe_database, make_engine, upgrade
 from storage.registry import (
     ImportRefused,
     ImportReport,
@@ -20,6 +25,13 @@ from storage.registry import (
 MAX_SHOWN_ERRORS = 200
 
 
+class CommandError(click.ClickException):
+    """A refusal shown as it is written (Chinese), without click's English ``Error:`` prefix."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
 def _config(ctx: click.Context) -> Config:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Config) else Config.load()
@@ -30,20 +42,12 @@ def _config(ctx: click.Context) -> Config:
 def init(ctx: click.Context) -> None:
     """创建或升级数据库（create or upgrade the database to the latest schema）."""
     cfg = _config(ctx)
+    where = describe_database(cfg.database_url)
     try:
         revision = upgrade(cfg.database_url)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"数据库已就绪（版本 {revision}）：{_safe_url(cfg.database_url)}")
-
-
-def _safe_url(url: str) -> str:
-    import sqlalchemy as sa
-
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+        raise CommandError(str(exc)) from exc
+    click.echo(f"数据库已就绪（版本 {revision}）：{where}")
 
 
 @click.group("registry")
@@ -60,17 +64,39 @@ def _print_errors(report: ImportReport) -> None:
         click.echo(f"  [{table}] {error}", err=True)
 
 
-def _print_summary(report: ImportReport) -> None:
+DRY_RUN = "【仅检查】"
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return False
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return False
+    return not Path(db).exists()
+
+
+def _print_reading(report: ImportReport) -> None:
+    """How the file was read: where the header is, what was skipped or ignored."""
+    if report.title_rows:
+        titles = "、".join(f"第{line}行“{text[:40]}”" for line, text in report.title_rows[:3])
+        click.echo(f"表头在第{report.header_line}行；其上的标题已跳过：{titles}")
     if report.offices_file:
         click.echo(f"编办表：{report.offices_file}（{report.office_rows} 行）")
     if report.ignored_columns:
         click.echo(f"已忽略无法识别的列：{'、'.join(report.ignored_columns)}")
     for warning in report.warnings[:MAX_SHOWN_ERRORS]:
         click.echo(f"  提示：{warning}")
+
+
+def _print_summary(report: ImportReport) -> None:
+    _print_reading(report)
     if report.dry_run:
         click.echo(
-            f"检查完成（未写入数据库）：{report.rows} 行，有效 {report.accepted} 行，"
-            f"有错误 {len(report.bad_lines)} 行。"
+            f"{DRY_RUN}检查完成，未写入数据库：{report.rows} 行，有效 {report.accepted} 行，"
+            f"有错误 {len(report.bad_lines)} 行。去掉 --dry-run 即正式导入。"
         )
         return
     click.echo(f"导入完成：{report.rows} 行，导入 {report.accepted} 行，拒绝 {len(report.bad_lines)} 行。")
@@ -78,8 +104,9 @@ def _print_summary(report: ImportReport) -> None:
     click.echo(f"  机构：{report.units}")
     click.echo(f"  网站：{report.websites}")
     click.echo(f"  域名：{report.domains}")
-    if report.rejected_file is not None:
-        click.echo(f"被拒绝的行及原因已写入：{report.rejected_file}")
+    for rejected in (report.rejected_file, report.rejected_offices_file):
+        if rejected is not None:
+            click.echo(f"被拒绝的行及原因已写入：{rejected}（改正后可直接重新导入该文件）")
 
 
 @registry.command("import")
@@ -91,35 +118,56 @@ def _print_summary(report: ImportReport) -> None:
     default=None,
     help="编办表（CSV 或 XLSX）；XLSX 登记表可在“编办”工作表中提供",
 )
-@click.option("--dry-run", is_flag=True, help="只检查，不写入数据库")
-@click.option("--skip-invalid", is_flag=True, help="导入有效行，被拒绝的行写入 <文件名>.rejected.csv")
+@click.option("--dry-run", is_flag=True, help="仅检查，不写入数据库")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="导入有效行，被拒绝的行及原因写入 <文件名>.rejected.xlsx（CSV 输入则为 .rejected.csv）",
+)
 @click.pass_context
 def import_cmd(
     ctx: click.Context, file: Path, offices: Path | None, dry_run: bool, skip_invalid: bool
 ) -> None:
     """导入登记表 FILE（CSV 或 XLSX）。默认全部有效才导入。"""
     cfg = _config(ctx)
+    # Refuse a missing file before touching the database: a mistyped name must not leave a new, empty
+    # database behind.
+    for given in (file, offices):
+        if given is not None and not given.is_file():
+            raise CommandError(f"导入被拒绝：{given}：文件不存在")
+    url = cfg.database_url
+    if dry_run:
+        click.echo(f"{DRY_RUN}只检查 {file.name}，不写入数据库（--dry-run）")
+        if _sqlite_file_missing(url):
+            # Nothing to check against but the file itself: check in memory, create no database file.
+            click.echo(f"数据库：{describe_database(url, creating=False)}，仅检查时不新建：按空库检查")
+            url = "sqlite://"
+    if url == cfg.database_url:
+        click.echo(f"数据库：{describe_database(url)}")
     try:
-        engine = make_engine(cfg.database_url)
+        engine = make_engine(url)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     try:
         upgrade(engine)
         report = import_registry(engine, file, offices, dry_run=dry_run, skip_invalid=skip_invalid)
     except RegistryFileError as exc:
-        raise click.ClickException(f"导入被拒绝：{exc}") from exc
+        what = f"{DRY_RUN}文件无法导入" if dry_run else "导入被拒绝"
+        raise CommandError(f"{what}：{exc}") from exc
     except ImportRefused as exc:
         r = exc.report
+        _print_reading(r)
         bad = len(r.bad_lines) + len({e.line for e in r.office_errors})
-        click.echo(
-            f"导入被拒绝：{file.name} 中有 {bad} 行错误（共 {len(r.all_errors())} 处），未写入任何数据。",
-            err=True,
-        )
+        count = f"{file.name} 中有 {bad} 行错误（共 {len(r.all_errors())} 处）"
+        if dry_run:
+            click.echo(f"{DRY_RUN}{count}；正式导入时整个文件将被拒绝。未写入数据库。", err=True)
+        else:
+            click.echo(f"导入被拒绝：{count}，未写入任何数据。", err=True)
         _print_errors(r)
         click.echo("改正后重新导入，或使用 --skip-invalid 只导入有效行。", err=True)
         ctx.exit(1)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     finally:
         engine.dispose()
     if report.errors or report.office_errors:
@@ -134,12 +182,16 @@ def import_cmd(
 def export_cmd(ctx: click.Context, file: Path) -> None:
     """导出登记表到 FILE（.xlsx 含“编办”工作表；.csv 另写 <文件名>.编办.csv）。"""
     cfg = _config(ctx)
-    engine = make_engine(cfg.database_url)
+    click.echo(f"数据库：{describe_database(cfg.database_url)}")
+    try:
+        engine = make_engine(cfg.database_url)
+    except DatabaseError as exc:
+        raise CommandError(str(exc)) from exc
     try:
         upgrade(engine)
         result = export_registry(engine, file)
     except (RegistryFileError, DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError(str(exc)) from exc
     finally:
         engine.dispose()
     click.echo(f"已导出 {result.rows} 行到 {result.file}")

@@ -48,6 +48,35 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def describe_database(url: str, *, creating: bool = True) -> str:
+    """The database ``url`` names, in Chinese for the terminal, never with its password:
+    ``SQLite 数据库文件 /srv/bw/badgewatch.db``, ``PostgreSQL 数据库 badgewatch（db.example:5432，用户 bw）``.
+
+    A SQLite file that does not exist yet is said to be created (a command run in the wrong directory
+    would otherwise quietly start a new, empty database there); with ``creating=False``, only that it
+    does not exist.
+    """
+    try:
+        parsed = sa.make_url(normalise_url(url))
+    except sa.exc.ArgumentError:
+        return "无效的数据库地址"
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return "SQLite 内存数据库（进程结束即消失）"
+        path = Path(parsed.database).expanduser().resolve()
+        if path.exists():
+            return f"SQLite 数据库文件 {path}"
+        return f"SQLite 数据库文件 {path}（尚不存在" + ("，将新建空库）" if creating else "）")
+    names = {"postgresql": "PostgreSQL", "mysql": "MySQL"}
+    where = parsed.host or "本机"
+    if parsed.port:
+        where += f":{parsed.port}"
+    if parsed.username:
+        where += f"，用户 {parsed.username}"
+    return f"{names.get(backend, backend)} 数据库 {parsed.database or '（默认库）'}（{where}）"
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:

@@ -1,8 +1,11 @@
 """Registry import and export (``badgewatch registry import|export``).
 
 Import is all-or-nothing by default: every row is validated first (``checks.registry``), and one bad
-row refuses the whole file with the list of every bad row. ``skip_invalid`` imports the good rows and
-writes the rejected ones, with their reasons, to ``<file>.rejected.csv`` beside the input. Writing is an
+row refuses the whole file with the list of every bad row. The header may sit below a title row, and
+may use the common synonyms of each column; a header that is surely a misspelt column refuses the file
+(its values would otherwise be dropped). ``skip_invalid`` imports the good rows and writes the rejected
+ones, with their reasons, beside the input in its own format: ``<file>.rejected.xlsx`` (text cells, so
+Excel keeps the codes as typed) for an XLSX, ``<file>.rejected.csv`` (UTF-8 with BOM) for a CSV. Writing is an
 upsert in one transaction with bulk statements (one ``executemany`` per table and operation, never a
 round trip per row); a value that has not changed is not written, so importing the same file twice
 changes nothing. Export writes the same format, so import → export → import gives the same database.
@@ -26,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from checks.domains import DomainKind
 from checks.registry import (
     HEADER_OF,
+    LEVEL_LABELS,
     OFFICE_COLUMNS,
     OFFICE_HEADER_OF,
     REGISTRY_COLUMNS,
@@ -34,12 +38,21 @@ from checks.registry import (
     RegistryRow,
     RegistryValidator,
     RowError,
+    find_header_row,
     match_headers,
     parse_site_url,
     validate_offices,
 )
 from storage.models import Domain, Office, Unit, Website
-from storage.tables import Table, TableError, read_office_table, read_table, write_csv, write_xlsx
+from storage.tables import (
+    Table,
+    TableError,
+    is_xlsx,
+    read_office_table,
+    read_table,
+    write_csv,
+    write_xlsx,
+)
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -83,12 +96,17 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     office_errors: list[RowError] = field(default_factory=list)
     warnings: list[RowError] = field(default_factory=list)
+    # Header cells that match no column (with "是否应为…？" where one resembles a known column).
     ignored_columns: list[str] = field(default_factory=list)
+    header_line: int = 1
+    # Non-empty rows above the header (a title), as (line, text).
+    title_rows: list[tuple[int, str]] = field(default_factory=list)
     offices: Counts = field(default_factory=Counts)
     units: Counts = field(default_factory=Counts)
     websites: Counts = field(default_factory=Counts)
     domains: Counts = field(default_factory=Counts)
     rejected_file: Path | None = None
+    rejected_offices_file: Path | None = None
     dry_run: bool = False
     written: bool = False
 
@@ -109,13 +127,26 @@ class ImportReport:
 
 
 def _records(table: Table, columns: Sequence[Column]) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """The data rows of ``table`` by column key, and the ignored header cells as shown to users.
+
+    Refuses the file (:class:`RegistryFileError`) when a required column is missing, a column is given
+    twice, a header cell is surely a misspelt column (its values would be lost), or there is no data.
+    """
     hm = match_headers(table.header, columns)
+    where = f"第{table.header_line}行的表头"
+    if table.skipped:
+        where += f"（其上的{len(table.skipped)}行标题已跳过）"
     if hm.missing:
         raise RegistryFileError(
-            f"{table.source}：缺少必填列：{'、'.join(hm.missing)}（第{table.header_line}行应为表头）"
+            f"{table.source}：{where}缺少必填列：{hm.missing_text()}。请改正表头后重新导入，未导入任何数据"
         )
     if hm.repeated:
         raise RegistryFileError(f"{table.source}：表头中这些列出现了不止一次：{'、'.join(hm.repeated)}")
+    if hm.typos:
+        raise RegistryFileError(
+            f"{table.source}：{where}中有无法识别的列：{'、'.join(str(t) for t in hm.typos)}。"
+            "为免这些列的内容被忽略，未导入任何数据：请改正表头后重新导入"
+        )
     if not table.rows:
         raise RegistryFileError(f"{table.source}：文件没有数据行（只有表头）")
     positions = list(hm.positions.items())
@@ -123,7 +154,15 @@ def _records(table: Table, columns: Sequence[Column]) -> tuple[list[tuple[int, d
     for line, cells in table.rows:
         n = len(cells)
         out.append((line, {key: cells[i] if i < n else "" for key, i in positions}))
-    return out, list(hm.unknown)
+    return out, hm.ignored_text()
+
+
+def _registry_header(rows: Sequence[Sequence[str]]) -> int:
+    return find_header_row(rows, REGISTRY_COLUMNS)
+
+
+def _office_header(rows: Sequence[Sequence[str]]) -> int:
+    return find_header_row(rows, OFFICE_COLUMNS)
 
 
 def _sibling_offices(path: Path) -> Path | None:
@@ -136,13 +175,13 @@ def _sibling_offices(path: Path) -> Path | None:
 
 def _read_inputs(path: Path, offices_path: Path | None) -> tuple[Table, Table | None, str]:
     try:
-        registry, office_sheet = read_table(path)
+        registry, office_sheet = read_table(path, _registry_header, _office_header)
         office_table = office_sheet
         office_source = office_sheet.source if office_sheet is not None else ""
         if offices_path is None and office_sheet is None:
             offices_path = _sibling_offices(path)
         if offices_path is not None:
-            office_table = read_office_table(offices_path)
+            office_table = read_office_table(offices_path, _office_header)
             office_source = office_table.source
     except TableError as exc:
         raise RegistryFileError(str(exc)) from exc
@@ -165,6 +204,8 @@ def validate_file(
     report = ImportReport(file=path, offices_file=office_source)
     records, unknown = _records(registry, REGISTRY_COLUMNS)
     report.ignored_columns = unknown
+    report.header_line = registry.header_line
+    report.title_rows = registry.skipped
     report.rows = len(records)
     db_codes = _existing_office_codes(conn)
     office_rows: list[OfficeRow] = []
@@ -495,18 +536,56 @@ def site_key_of_stored(url: str) -> str:
     return netloc + (path.rstrip("/") or "/") + (q + query)
 
 
-def _write_rejected(
-    path: Path, header: list[str], records: list[tuple[int, list[str]]], errors: list[RowError]
-) -> Path:
+def _rejected_rows(table: Table, errors: list[RowError]) -> tuple[list[str], list[list[str]]]:
+    """The header and the refused rows of ``table``, with ``行号`` first and ``错误原因`` last."""
     by_line: dict[int, list[str]] = defaultdict(list)
     for e in errors:
         by_line[e.line].append(str(e))
-    out = path.with_name(f"{path.stem}.rejected.csv")
-    write_csv(
-        out,
-        ["行号", *header, "错误原因"],
-        ([str(line), *cells, "；".join(by_line[line])] for line, cells in records if line in by_line),
-    )
+    width = len(table.header)
+    rows = [
+        [str(line), *cells, *[""] * (width - len(cells)), "；".join(by_line[line])]
+        for line, cells in table.rows
+        if line in by_line
+    ]
+    return ["行号", *table.header, "错误原因"], rows
+
+
+def _write_rejected(
+    report: ImportReport,
+    path: Path,
+    offices_path: Path | None,
+    registry: Table,
+    office_table: Table | None,
+) -> None:
+    """Write the refused rows beside the input, in the input's format (see the module docstring).
+
+    Offices read from the 编办 sheet of an XLSX registry go to the 编办 sheet of the same rejected
+    workbook; offices from a file of their own to ``<that file>.rejected.<its format>``.
+    """
+    sheets: list[tuple[str, list[str], list[list[str]]]] = []
+    if report.errors:
+        sheets.append(("登记表", *_rejected_rows(registry, report.errors)))
+    office_sheet: tuple[str, list[str], list[list[str]]] | None = None
+    if report.office_errors and office_table is not None:
+        office_sheet = ("编办", *_rejected_rows(office_table, report.office_errors))
+        if offices_path is None and is_xlsx(path):
+            sheets.append(office_sheet)
+            office_sheet = None
+    if sheets:
+        report.rejected_file = _write_sheets(path, sheets)
+    if office_sheet is not None:
+        base = offices_path or path.with_name(f"{path.stem}.编办.csv")
+        report.rejected_offices_file = _write_sheets(base, [office_sheet])
+
+
+def _write_sheets(source: Path, sheets: list[tuple[str, list[str], list[list[str]]]]) -> Path:
+    if is_xlsx(source):
+        out = source.with_name(f"{source.stem}.rejected.xlsx")
+        write_xlsx(out, sheets)
+        return out
+    out = source.with_name(f"{source.stem}.rejected.csv")
+    _, header, rows = sheets[0]
+    write_csv(out, header, rows)
     return out
 
 
@@ -551,13 +630,13 @@ def _import(
         if dry_run:
             return report
         if skip_invalid and (report.errors or report.office_errors):
-            registry: Table = sources["registry"]
-            if report.errors:
-                report.rejected_file = _write_rejected(path, registry.header, registry.rows, report.errors)
-            office_table: Table | None = sources["offices"]
-            if report.office_errors and office_table is not None:
-                base = Path(offices_path) if offices_path else path.with_name(f"{path.stem}.编办.csv")
-                _write_rejected(base, office_table.header, office_table.rows, report.office_errors)
+            _write_rejected(
+                report,
+                path,
+                Path(offices_path) if offices_path else None,
+                sources["registry"],
+                sources["offices"],
+            )
         write_rows(conn, report, offices, rows)
         report.written = True
     return report
@@ -632,7 +711,7 @@ def office_rows(conn: Connection) -> Iterator[list[str]]:
             "roster_count": "" if o.roster_count is None else str(o.roster_count),
             "email": o.email,
             "mobile": o.mobile,
-            "level": o.level,
+            "level": LEVEL_LABELS.get(o.level, o.level),
             "valid_from": _iso(o.valid_from),
             "valid_until": _iso(o.valid_until),
             "successor_code": o.successor_code or "",
@@ -650,7 +729,8 @@ class ExportReport:
 
 def export_registry(engine: Engine, path: str | Path) -> ExportReport:
     """Write the registry to ``path`` (``.xlsx`` with a 编办 sheet, or ``.csv`` plus
-    ``<name>.编办.csv`` beside it), in the import format."""
+    ``<name>.编办.csv`` beside it), in the import format and with the values as an official writes
+    them (级别 市/县, not city/county); XLSX columns are text cells as wide as their values."""
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".xlsx"):
         raise RegistryFileError(f"{path.name}：导出文件应以 .csv 或 .xlsx 结尾")
