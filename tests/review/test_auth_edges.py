@@ -334,7 +334,8 @@ def test_malformed_input_on_postgres(pg_served: Served) -> None:
         assert r.status_code == 401
     assert _snapshot(w) == before
     page = pg_served.login("center")
-    for path in (f"/reports/{HUGE}", f"/units/{HUGE}", "/units/2147483648", f"/captures/{HUGE}/screenshot.png"):
+    shot = f"/captures/{HUGE}/screenshot.png"
+    for path in (f"/reports/{HUGE}", f"/units/{HUGE}", "/units/2147483648", shot):
         assert page.get(path).status_code == 404, path
     page.close()
     with w.session() as s:
