@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 
 from checks.expected import UnitKind
 from checks.verdict import Status
-from reports.coverage import CoverageTable, OfficeCounts, PublishedTable, build_coverage, own_units_label
+from reports.coverage import (
+    CoverageTable,
+    OfficeCounts,
+    PublishedTable,
+    build_coverage,
+    own_units_label,
+    with_notes,
+)
 from reports.noncompliance import FindingRecord, NoncomplianceReport, build_noncompliance
 from storage.models import (
     BadgeStatus,
@@ -40,6 +47,8 @@ from storage.models import (
     Unit,
     Website,
 )
+from storage.status import covers, latest_covering, scope_offices
+from storage.timefmt import DEFAULT_TIMEZONE, local_date
 
 CN_KINDS = (DomainKind.ZHENGWU.value, DomainKind.GONGYI.value)
 COUNTED_KINDS = (UnitKind.PARTY_GOV.value, UnitKind.INSTITUTION.value)
@@ -284,13 +293,23 @@ def coverage_from_db(
     top = tree.get(office_code)
     raw = registry_counts(session)
     end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    scan = get_scan(session, scan_id, end_of_day)
+    if scan_id is None:
+        # The scan that speaks for this office: the latest one whose scope included it.
+        scan = latest_covering(session, office_code)
+        if scan is not None and scan.started_at >= end_of_day:
+            scan = get_scan(session, None, end_of_day)
+    else:
+        scan = get_scan(session, scan_id, end_of_day)
     sraw = scan_counts(session, scan.id) if scan is not None else {}
+    outside: list[str] = []
 
     def row(code: str, name: str, codes: Sequence[str]) -> OfficeCounts:
         rs = [raw.get(c) for c in codes]
         ss = [sraw.get(c) for c in codes]
-        scan_figure = (lambda attr: sum(getattr(s, attr) for s in ss if s is not None)) if scan else None
+        in_scope = scan is not None and covers(scan, code)
+        if scan is not None and not in_scope:
+            outside.append(name)  # no zeros for an office the scan never visited: its figures are —
+        scan_figure = (lambda attr: sum(getattr(s, attr) for s in ss if s is not None)) if in_scope else None
         return OfficeCounts(
             code=code,
             name=name,
@@ -317,7 +336,7 @@ def coverage_from_db(
         rows.append(row(office_code, label, [office_code]))
     for sub in subs:
         rows.append(row(sub.code, sub.name_on(as_of), tree.subtree(sub.code)))
-    return build_coverage(
+    table = build_coverage(
         office_code,
         name,
         as_of,
@@ -325,6 +344,10 @@ def coverage_from_db(
         published=published,
         scan_id=str(scan.id) if scan is not None else None,
     )
+    if outside and scan is not None:
+        note = f"{'、'.join(outside)}不在巡检 {scan.id} 的范围内（未巡检），巡检各列显示为“—”。"
+        table = with_notes(table, [note])
+    return table
 
 
 def finding_records(
@@ -354,7 +377,7 @@ def finding_records(
     for f, site, unit in session.execute(site_q):
         out.append(_record(f, unit, names, site_name=site.name, site_url=site.url))
     for f, dom, unit in session.execute(dom_q):
-        out.append(_record(f, unit, names, domain=dom.name))
+        out.append(_record(f, unit, names, domain=dom.name, domain_kind=dom.kind))
     for f, unit in session.execute(unit_q):
         out.append(_record(f, unit, names))
     return out
@@ -368,6 +391,7 @@ def _record(
     site_name: str = "",
     site_url: str = "",
     domain: str = "",
+    domain_kind: str = "",
 ) -> FindingRecord:
     return FindingRecord(
         finding_id=f.id,
@@ -389,14 +413,39 @@ def _record(
         capture_id=f.capture_id,
         first_seen_at=f.first_seen_at,
         visits=f.visits,
+        domain_kind=domain_kind,
     )
 
 
+def scope_label(tree: OfficeTree, scan: Scan, day: dt.date, office_code: str | None = None) -> str:
+    """What a scan (or its part for ``office_code``) covered, as an official reads it."""
+    if office_code:
+        o = tree.get(office_code)
+        below = "及下级编办" if tree.children.get(office_code) else ""
+        return f"{o.name_on(day)}{below}"
+    codes = scope_offices(scan)
+    if codes is None:
+        return "全部编办"
+    tops = sorted(c for c in codes if tree.offices.get(c) and tree.offices[c].parent_code not in codes)
+    names = [tree.offices[c].name_on(day) + ("及下级编办" if tree.children.get(c) else "") for c in tops]
+    return "、".join(names[:5]) + (f"等{len(names)}个编办" if len(names) > 5 else "")
+
+
 def noncompliance_from_db(
-    session: Session, scan_id: int | None = None, office_code: str | None = None, base_url: str = ""
+    session: Session,
+    scan_id: int | None = None,
+    office_code: str | None = None,
+    base_url: str = "",
+    tz: str = DEFAULT_TIMEZONE,
 ) -> NoncomplianceReport:
-    """Lists of one scan (the latest finished one by default) for an office and its sub-offices."""
-    scan = get_scan(session, scan_id)
+    """Lists of one scan (the latest finished one by default) for an office and its sub-offices.
+
+    Offices the scan was not meant to visit (outside its scope) are marked 未巡检, never clean.
+    """
+    if scan_id is None and office_code:
+        scan = latest_covering(session, office_code)
+    else:
+        scan = get_scan(session, scan_id)
     if scan is None:
         raise ReportInputError("还没有完成的巡检，无法生成不合规清单")
     tree = OfficeTree.load(session)
@@ -404,17 +453,23 @@ def noncompliance_from_db(
     if office_code:
         tree.get(office_code)
     prev = previous_scan(session, scan)
-    day = scan.started_at.date()
+    day = local_date(scan.started_at, tz)
     current = finding_records(session, scan.id, codes, day)
     previous = finding_records(session, prev.id, codes, day) if prev is not None else []
     # Offices with units get a list even when clean; empty offices (no units) do not.
     with_units = set(session.scalars(sa.select(Unit.office_code).distinct()))
-    offices = {c: tree.offices[c].name_on(day) for c in codes if c in with_units}
+    listed = [c for c in codes if c in with_units]
+    offices = {c: tree.offices[c].name_on(day) for c in listed if covers(scan, c)}
+    outside = {c: tree.offices[c].name_on(day) for c in listed if not covers(scan, c)}
     return build_noncompliance(
         scan.id,
         current,
         previous,
         previous_scan_id=prev.id if prev else None,
         offices=offices,
+        not_scanned=outside,
         base_url=base_url,
+        started_at=scan.started_at,
+        scope=scope_label(tree, scan, day, office_code),
+        tz=tz,
     )

@@ -371,7 +371,6 @@ class FindingStreak(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-
 class ConacCacheEntry(Base):
     """A CONAC resource (badge script, verification page, badge image) kept across scans and shared by
     the workers of a distributed scan (``crawler/conac_cache.py``): its body in the evidence store, the
@@ -390,6 +389,7 @@ class ConacCacheEntry(Base):
     last_modified: Mapped[str] = mapped_column(sa.String(100), default="")
     fetched_at: Mapped[datetime]  # the body was last received (a 200)
     validated_at: Mapped[datetime]  # CONAC last confirmed it (a 200 or a 304)
+
 
 # --- annual reports, notifications, users --------------------------------------------------------
 
