@@ -203,7 +203,8 @@ def evidence_id(record: FindingRecord) -> str:
     return f"{ref}/C{record.capture_id}" if record.capture_id is not None else ref
 
 
-def _problem(record: FindingRecord, base_url: str, change: str = "") -> Problem:
+def problem(record: FindingRecord, base_url: str, change: str = "") -> Problem:
+    """One line of a list for ``record``: the catalogue's message and advice, the evidence reference."""
     try:
         reason = describe(record.reason)
         message, advice = reason.message, reason.advice
@@ -258,29 +259,29 @@ def build_noncompliance(
         ol = office(r.office_code, r.office_name)
         if r.status == Status.FAIL:
             if r.confirmed:
-                ol.failures.append(_problem(r, base_url, "持续" if r.key in prev_fail else "新增"))
+                ol.failures.append(problem(r, base_url, "持续" if r.key in prev_fail else "新增"))
             else:
                 ol.pending += 1
         elif r.status == Status.WARN:
-            ol.advice.append(_problem(r, base_url))
+            ol.advice.append(problem(r, base_url))
         elif r.status == Status.UNKNOWN:
-            ol.unverified.append(_problem(r, base_url))
+            ol.unverified.append(problem(r, base_url))
         elif r.status != Status.PASS:
             raise ValueError(f"发现记录 F{r.finding_id} 的状态无效: {r.status!r}")
     for key, old in prev_fail.items():
         # Fixed only when this scan shows the check passing (or merely advising); a site that
         # could not be reached this time is not "fixed".
         if cur_status.get(key) in (Status.PASS, Status.WARN):
-            office(old.office_code, old.office_name).fixed.append(_problem(old, base_url, "已整改"))
+            office(old.office_code, old.office_name).fixed.append(problem(old, base_url, "已整改"))
     for ol in lists.values():
-        ol.unverified = _merge_unverified(ol.unverified)
+        ol.unverified = merge_unverified(ol.unverified)
         for items in (ol.failures, ol.advice, ol.unverified, ol.fixed):
             items.sort(key=_sort_key)
     ordered = sorted(lists.values(), key=lambda o: o.office_code)
     return NoncomplianceReport(scan_id, previous_scan_id, ordered, started_at, scope, tz)
 
 
-def _merge_unverified(problems: list[Problem]) -> list[Problem]:
+def merge_unverified(problems: list[Problem]) -> list[Problem]:
     """One line per site or domain: a timeout makes every check of the site unknown at once.
 
     The line leads with the reason that explains the others (the HTTP or DNS failure) and names

@@ -383,6 +383,24 @@ def finding_records(
     return out
 
 
+def finding_record(session: Session, finding_id: int, day: dt.date | None = None) -> FindingRecord | None:
+    """One finding with its unit, office, site or domain context (None when it or its unit is gone)."""
+    f = session.get(Finding, finding_id)
+    if f is None:
+        return None
+    office_names = {o.code: (o.name_on(day) if day else o.name) for o in session.scalars(sa.select(Office))}
+    if f.website_id is not None:
+        site = session.get(Website, f.website_id)
+        if site is not None:
+            return _record(f, site.unit, office_names, site_name=site.name, site_url=site.url)
+    if f.domain_id is not None:
+        dom = session.get(Domain, f.domain_id)
+        if dom is not None:
+            return _record(f, dom.unit, office_names, domain=dom.name, domain_kind=dom.kind)
+    unit = session.get(Unit, f.unit_id) if f.unit_id is not None else None
+    return _record(f, unit, office_names) if unit is not None else None
+
+
 def _record(
     f: Finding,
     unit: Unit,
