@@ -295,7 +295,7 @@ def coverage_from_db(
     end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     if scan_id is None:
         # The scan that speaks for this office: the latest one whose scope included it.
-        scan = latest_covering(session, office_code)
+        scan = latest_covering(session, tree.subtree(office_code))
         if scan is not None and scan.started_at >= end_of_day:
             scan = get_scan(session, None, end_of_day)
     else:
@@ -460,16 +460,13 @@ def noncompliance_from_db(
 
     Offices the scan was not meant to visit (outside its scope) are marked 未巡检, never clean.
     """
-    if scan_id is None and office_code:
-        scan = latest_covering(session, office_code)
-    else:
-        scan = get_scan(session, scan_id)
-    if scan is None:
-        raise ReportInputError("还没有完成的巡检，无法生成不合规清单")
     tree = OfficeTree.load(session)
-    codes = tree.subtree(office_code) if office_code else list(tree.offices)
     if office_code:
         tree.get(office_code)
+    codes = tree.subtree(office_code) if office_code else list(tree.offices)
+    scan = latest_covering(session, codes) if scan_id is None and office_code else get_scan(session, scan_id)
+    if scan is None:
+        raise ReportInputError("还没有完成的巡检，无法生成不合规清单")
     prev = previous_scan(session, scan)
     day = local_date(scan.started_at, tz)
     current = finding_records(session, scan.id, codes, day)

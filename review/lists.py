@@ -169,8 +169,9 @@ def scan_page(request: Request, scan_id: int, ws: WS, session: DB) -> Response:
 @router.get("/lists", response_class=HTMLResponse)
 def latest_list(request: Request, ws: WS, session: DB) -> Response:
     """The list of the reviewer's office in the latest scan that covered it."""
+    tree = OfficeTree.load(session)
     for code in top_offices(session, ws.principal):
-        scan = latest_covering(session, code)
+        scan = latest_covering(session, tree.subtree(code))
         if scan is not None:
             return RedirectResponse(f"/scans/{scan.id}/offices/{code}", status_code=303)
     return _render(request, "scans.html", ws, rows=[], offices={})
@@ -207,6 +208,7 @@ def office_list(
         check=check,
         county=county,
         covered=covers(scan, code),
+        scope_text=scope_text(session, scan),
         colours={str(s): COLOURS[s] for s in ORDER},
     )
 

@@ -160,7 +160,7 @@ def office_page(session: Session, code: str, year: int) -> OfficePage:
         session.scalars(sa.select(Office).where(Office.parent_code == code).order_by(Office.code))
     )
     units = list(session.scalars(sa.select(Unit).where(Unit.office_code == code).order_by(Unit.name)))
-    scan = latest_covering(session, code)
+    scan = latest_covering(session, _subtree(session, code))
     page = OfficePage(office, parent, children, [UnitRow(u) for u in units], scan)
     by_id = {r.unit.id: r for r in page.rows}
     ids = list(by_id)

@@ -180,15 +180,18 @@ def covers(scan: Scan, office_code: str) -> bool:
     return codes is None or office_code in codes
 
 
-def latest_covering(session: Session, office_code: str) -> Scan | None:
-    """The latest finished scan whose scope included ``office_code`` (the scan that speaks for it)."""
+def latest_covering(session: Session, office_codes: str | Iterable[str]) -> Scan | None:
+    """The latest finished scan that visited any of ``office_codes`` (an office, or an office's whole
+    area): the scan that speaks for them. Offices of the area it did not cover are 未巡检 in it."""
+    wanted = {office_codes} if isinstance(office_codes, str) else set(office_codes)
     stmt = (
         sa.select(Scan)
         .where(Scan.status == ScanStatus.FINISHED.value)
         .order_by(Scan.started_at.desc(), Scan.id.desc())
     )
-    for scan in session.scalars(stmt.limit(50)):
-        if covers(scan, office_code):
+    for scan in session.scalars(stmt.limit(100)):
+        codes = scope_offices(scan)
+        if codes is None or codes & wanted:
             return scan
     return None
 
