@@ -102,8 +102,12 @@ _NC_COLUMNS = [
 EVIDENCE_COLUMN = len(_NC_COLUMNS) - 1
 
 
+OTHER_CHECK = "其他检查"
+
+
 def check_label(check: str, reason: str = "") -> str:
-    return CHECK_LABELS.get(check) or CHECK_LABELS.get(reason.split(".", 1)[0], check)
+    """A check's name as users read it (a name the table does not know is never shown raw)."""
+    return CHECK_LABELS.get(check) or CHECK_LABELS.get(reason.split(".", 1)[0], OTHER_CHECK)
 
 
 def problem_checks(p: Problem) -> str:

@@ -78,7 +78,7 @@ def build_email(
     return msg
 
 
-_BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "table", "tr", "ul", "ol", "section", "footer", "header"}
+_BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "table", "ul", "ol", "section", "footer", "header"}
 _SKIP = {"style", "script", "head", "title"}
 
 
@@ -90,6 +90,7 @@ class _Text(HTMLParser):
         self.out: list[str] = []
         self.skip = 0
         self.cells = 0
+        self.in_cell = False
         self.href: list[str] = []
         self.link_text: list[str] = []
 
@@ -100,13 +101,17 @@ class _Text(HTMLParser):
             self.out.append("\n")
             self.cells = 0
         elif tag == "br":
-            self.out.append("\n")
+            self.out.append(" " if self.in_cell else "\n")  # a row of a table stays one line
         elif tag == "li":
             self.out.append("\n- ")
+        elif tag == "tr":
+            self.out.append("\n")
+            self.cells = 0
         elif tag in ("td", "th"):
             if self.cells:
                 self.out.append(" | ")
             self.cells += 1
+            self.in_cell = True
         elif tag == "a":
             self.href.append(dict(attrs).get("href") or "")
             self.link_text.append("")
@@ -116,6 +121,8 @@ class _Text(HTMLParser):
             self.skip = max(0, self.skip - 1)
         elif tag in _BLOCKS:
             self.out.append("\n")
+        elif tag in ("td", "th"):
+            self.in_cell = False
         elif tag == "a" and self.href:
             href, text = self.href.pop(), self.link_text.pop()
             if href and href != text.strip() and not href.startswith(("#", "mailto:")):
