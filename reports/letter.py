@@ -65,8 +65,12 @@ def greeting(office_name: str) -> str:
     return f"{name}编办："
 
 
-def _cell(text: str, *, one_line: bool = False, colour: str = "") -> str:
-    style = _CELL + (_ONE_LINE if one_line else "") + (f"background:#{colour};" if colour else "")
+_TARGET = "min-width:11em;max-width:16em;word-break:break-all;"  # an address may break anywhere; the problem may not
+_WIDE = "min-width:11em;"
+
+
+def _cell(text: str, *, one_line: bool = False, colour: str = "", extra: str = "") -> str:
+    style = _CELL + (_ONE_LINE if one_line else "") + (f"background:#{colour};" if colour else "") + extra
     return f'<td style="{style}">{text}</td>'
 
 
@@ -90,9 +94,9 @@ def _failure_table(problems: list[Problem], tz: str) -> str:
             "<tr>"
             + _cell(str(i), one_line=True, colour=colour)
             + _cell(escape(p.record.unit_name), one_line=True)
-            + _cell(escape(p.record.target))
-            + _cell(f"{escape(problem_checks(p))}：{escape(p.message)}")
-            + _cell(escape(p.advice))
+            + _cell(escape(p.record.target), extra=_TARGET)
+            + _cell(f"{escape(problem_checks(p))}：{escape(p.message)}", extra=_WIDE)
+            + _cell(escape(p.advice), extra=_WIDE)
             + _cell(when, one_line=True)
             + _cell(_evidence(p), one_line=True)
             + "</tr>"
@@ -106,8 +110,8 @@ def _unknown_table(problems: list[Problem]) -> str:
         rows.append(
             "<tr>"
             + _cell(escape(p.record.unit_name), one_line=True)
-            + _cell(escape(p.record.target))
-            + _cell(escape(p.message))
+            + _cell(escape(p.record.target), extra=_TARGET)
+            + _cell(escape(p.message), extra=_WIDE)
             + _cell(_evidence(p), one_line=True)
             + "</tr>"
         )
