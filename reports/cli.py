@@ -28,7 +28,8 @@ from reports.source import ReportInputError, coverage_from_db, noncompliance_fro
 from reports.tabular import Document
 from storage.config import Config
 from storage.db import DatabaseError, make_engine
-from storage.timefmt import fmt_time
+from storage.timefmt import fmt_time, local_date
+from storage.types import utcnow
 
 FORMATS = ("text", "csv", "xlsx", "html", "json")
 _SUFFIX_FORMAT = {
@@ -140,7 +141,7 @@ def coverage_cmd(
 ) -> None:
     """域名注册及网站标识申请情况（覆盖率表）。"""
     try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+        day = dt.date.fromisoformat(as_of) if as_of else local_date(utcnow(), _config(ctx).timezone)
     except ValueError:
         raise click.BadParameter(f"日期应为 YYYY-MM-DD，不是 {as_of!r}", param_hint="--as-of") from None
     published = None
@@ -150,7 +151,9 @@ def coverage_cmd(
         except (ValueError, UnicodeDecodeError) as exc:
             raise click.ClickException(str(exc)) from exc
     with _session(ctx) as session:
-        table = coverage_from_db(session, office, day, scan_id=scan_id, published=published)
+        table = coverage_from_db(
+            session, office, day, scan_id=scan_id, published=published, tz=_config(ctx).timezone
+        )
     _emit(coverage_document(table), table.to_dict(), _format(fmt, output), output)
 
 

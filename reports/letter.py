@@ -65,7 +65,8 @@ def greeting(office_name: str) -> str:
     return f"{name}编办："
 
 
-_TARGET = "min-width:11em;max-width:16em;word-break:break-all;"  # an address may break anywhere; the problem may not
+# An address may break anywhere (it has no spaces); the problem and the advice keep a readable width.
+_TARGET = "min-width:11em;max-width:16em;word-break:break-all;"
 _WIDE = "min-width:11em;"
 
 

@@ -48,7 +48,7 @@ from storage.models import (
     Website,
 )
 from storage.status import covers, latest_covering, scope_offices
-from storage.timefmt import DEFAULT_TIMEZONE, local_date
+from storage.timefmt import DEFAULT_TIMEZONE, local_date, zone
 
 CN_KINDS = (DomainKind.ZHENGWU.value, DomainKind.GONGYI.value)
 COUNTED_KINDS = (UnitKind.PARTY_GOV.value, UnitKind.INSTITUTION.value)
@@ -279,6 +279,7 @@ def coverage_from_db(
     *,
     scan_id: int | None = None,
     published: PublishedTable | None = None,
+    tz: str = DEFAULT_TIMEZONE,
 ) -> CoverageTable:
     """The coverage table of ``office_code`` (the only root office when omitted) on ``as_of``."""
     tree = OfficeTree.load(session)
@@ -292,7 +293,8 @@ def coverage_from_db(
         office_code = roots[0]
     top = tree.get(office_code)
     raw = registry_counts(session)
-    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    # The end of the reporting day where the officials are (a scan at 01:00 Beijing time is that day's).
+    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=zone(tz))
     if scan_id is None:
         # The scan that speaks for this office: the latest one whose scope included it.
         scan = latest_covering(session, tree.subtree(office_code))

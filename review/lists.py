@@ -233,7 +233,7 @@ def coverage_xlsx(request: Request, code: str, ws: WS, session: DB) -> Response:
     tz = console_of(request).cfg.timezone
     today = local_date(dt.datetime.now(dt.UTC), tz)
     try:
-        table = coverage_from_db(session, code, today)
+        table = coverage_from_db(session, code, today, tz=tz)
     except ReportInputError as exc:
         raise Forbidden(str(exc), 404) from None
     return _download(render_xlsx(coverage_document(table)), f"覆盖率_{_safe_name(office.name)}_{today}.xlsx")
