@@ -198,10 +198,9 @@ def noncompliance_document(report: NoncomplianceReport, footer: str = "") -> Doc
     total = sum(len(o.failures) for o in scanned)
     outside = len(report.offices) - len(scanned)
     skipped = f"（另有{outside}个编办未巡检）" if outside else ""
-    when = f"{report.scan_label}（{list_subtitle(report)}{prev}）"
     return Document(
         title=f"{report.title}（{report.scan_label}）",
-        subtitle=f"{when}：{len(scanned)}个编办{skipped}，{LABELS[State.FAIL]}问题共{total}项。",
+        subtitle=f"{list_subtitle(report)}{prev}：{len(scanned)}个编办{skipped}，{LABELS[State.FAIL]}问题共{total}项。",
         sheets=[_nc_sheet(ol, report) for ol in report.offices],
         footer="问题说明与整改建议取自统一的原因说明表；证据编号（如 F12/C34）可在审核台"
         "“按证据编号查找”中打开，查看页面截图、DNS应答与标识代码。" + (footer and " " + footer),
