@@ -85,9 +85,10 @@ def scan_report(
 
 
 def list_subject(report: NoncomplianceReport, office_name: str, failures: int, unknown: int) -> str:
-    """``【网标巡检】保定市网站标识及域名不合规清单（2026年12月4日巡检）：不合规1项，无法判定0项``."""
+    """``【网标巡检】保定市网站标识及域名不合规清单（2026年12月4日，巡检7）：不合规1项，无法判定0项``."""
+    day = f"{fmt_date(report.started_at, report.tz)}，" if report.started_at else ""
     return (
-        f"【网标巡检】{office_name}网站标识及域名不合规清单（{report.scan_label}）："
+        f"【网标巡检】{office_name}网站标识及域名不合规清单（{day}巡检{report.scan_id}）："
         f"{LABELS[State.FAIL]}{failures}项，{LABELS[State.UNKNOWN]}{unknown}项"
     )
 

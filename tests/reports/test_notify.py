@@ -100,7 +100,7 @@ def test_notify_sends_each_message_once(db: str, tmp_path: Path) -> None:
         "unit130633@unit.test",
     }
     city = by_rcpt["city@office.test"]
-    assert city["Subject"].startswith("【网标巡检】保定市网站标识及域名不合规清单（2026年11月2日巡检）")
+    assert city["Subject"].startswith("【网标巡检】保定市网站标识及域名不合规清单（2026年11月2日，巡检2）")
     assert "不合规1项" in city["Subject"]
     [att] = list(city.iter_attachments())
     assert att.get_filename() == "不合规清单_保定市_2026年11月2日.xlsx"

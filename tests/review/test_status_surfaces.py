@@ -378,7 +378,7 @@ def test_email_agrees_and_is_a_letter(
     mail = by_rcpt["zz@office.example"]
     fails, unknown = sum(k.state == "fail" for k in cases), sum(k.state == "unknown" for k in cases)
     assert mail["Subject"] == (
-        f"【网标巡检】涿州市网站标识及域名不合规清单（{BEIJING_DAY}巡检）：不合规{fails}项，无法判定{unknown}项"
+        f"【网标巡检】涿州市网站标识及域名不合规清单（{BEIJING_DAY}，巡检{sid}）：不合规{fails}项，无法判定{unknown}项"
     )
     html = mail.get_body(("html",)).get_content()
     plain = mail.get_body(("plain",)).get_content()
