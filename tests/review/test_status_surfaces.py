@@ -402,6 +402,12 @@ def test_email_agrees_and_is_a_letter(
     assert "white-space:nowrap" in cell.attrib["style"]
     [att] = list(mail.iter_attachments())
     assert att.get_filename() == f"不合规清单_涿州市_{BEIJING_DAY}.xlsx"
+    # The center's summary: the visited county with its figures, nothing else, in words only.
+    center = by_rcpt["center@center.example"]
+    summary = Selector(text=center.get_body(("html",)).get_content())
+    [row] = [r for r in summary.css("tr") if r.css("td::text").get() == "涿州市"]
+    assert row.css("td::text").getall()[1:4] == ["不合规", str(fails), str(fails)]
+    assert forbidden(center.get_body(("plain",)).get_content()) == []
     rows = {r["单位名称"]: r for r in _sheet_rows(load_workbook(io.BytesIO(att.get_content()))["涿州市"])}
     assert {n for n, r in rows.items() if r["状态"] == "不合规"} == {
         k.unit_name for k in cases if k.state == "fail"
