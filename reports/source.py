@@ -353,9 +353,14 @@ def coverage_from_db(
 
 
 def finding_records(
-    session: Session, scan_id: int, office_codes: Iterable[str] | None = None, day: dt.date | None = None
+    session: Session,
+    scan_id: int,
+    office_codes: Iterable[str] | None = None,
+    day: dt.date | None = None,
+    unit_ids: Iterable[int] | None = None,
 ) -> list[FindingRecord]:
-    """The findings of ``scan_id`` with unit, office, site and domain context."""
+    """The findings of ``scan_id`` with unit, office, site and domain context (of ``office_codes``'
+    units, or only of ``unit_ids``)."""
     names = {o.code: (o.name_on(day) if day else o.name) for o in session.scalars(sa.select(Office))}
     wanted = set(office_codes) if office_codes is not None else None
     out: list[FindingRecord] = []
@@ -376,6 +381,11 @@ def finding_records(
         site_q = site_q.where(Unit.office_code.in_(wanted))
         dom_q = dom_q.where(Unit.office_code.in_(wanted))
         unit_q = unit_q.where(Unit.office_code.in_(wanted))
+    if unit_ids is not None:
+        ids = sorted(set(unit_ids))
+        site_q = site_q.where(Unit.id.in_(ids))
+        dom_q = dom_q.where(Unit.id.in_(ids))
+        unit_q = unit_q.where(Unit.id.in_(ids))
     for f, site, unit in session.execute(site_q):
         out.append(_record(f, unit, names, site_name=site.name, site_url=site.url))
     for f, dom, unit in session.execute(dom_q):

@@ -365,7 +365,7 @@ def unit_view(unit: Unit) -> dict[str, Any]:
     }
     if scan is None:
         return out
-    records = [r for r in finding_records(session, scan.id, [unit.office_code]) if r.unit_id == unit.id]
+    records = finding_records(session, scan.id, unit_ids=[unit.id])
     summary = summarize((r.status, r.confirmed) for r in records)
     out["state"], out["text"], out["others"] = str(summary.state), summary.text, summary.others
     lines = sorted(records, key=lambda r: (ORDER.index(r.state), r.target, r.check))
