@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -77,15 +76,6 @@ COLOURS: dict[State, tuple[str, str]] = {
     State.PASS: ("D8F0DC", "1D5B2A"),
     State.NOT_SCANNED: ("F2F2F2", "6B6B6B"),
 }
-
-
-def label(state: State | str) -> str:
-    return LABELS[State(state)]
-
-
-def legend_lines() -> list[str]:
-    """``不合规：经间隔复查确认的问题，需要整改`` … worst first."""
-    return [f"{LABELS[s]}：{LEGEND[s]}" for s in ORDER]
 
 
 def finding_state(status: str, confirmed: bool) -> State:
@@ -150,12 +140,6 @@ class Summary:
         ]
         return "另有" + "，".join(parts) if parts else ""
 
-    def merge(self, other: Summary) -> None:
-        self.counts.update(other.counts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": str(self.state), "counts": {str(k): v for k, v in self.counts.items() if v}}
-
 
 def summarize(findings: Iterable[tuple[str, bool]]) -> Summary:
     """The summary of ``(status, confirmed)`` pairs."""
@@ -196,7 +180,7 @@ def latest_covering(session: Session, office_codes: str | Iterable[str]) -> Scan
     return None
 
 
-def unit_findings_stmt(scan_id: int, unit_ids: Iterable[int] | None = None) -> Any:
+def unit_findings_stmt(scan_id: int, unit_ids: Iterable[int] | None = None) -> sa.Subquery:
     """``(unit id, finding)`` of one scan: the units' sites', domains' and unit-level findings."""
     site = (
         sa.select(Website.unit_id.label("uid"), Finding.id.label("fid"))
