@@ -179,7 +179,8 @@ def noncompliance_cmd(
         report = noncompliance_from_db(
             session, scan_id, office, base_url=base_url or cfg.console_url, tz=cfg.timezone
         )
-    _emit(noncompliance_document(report, notice.footer()), report.to_dict(), _format(fmt, output), output)
+    doc = noncompliance_document(report, notice.footer(report))
+    _emit(doc, report.to_dict(), _format(fmt, output), output)
 
 
 @report_group.command("annual")

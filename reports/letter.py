@@ -49,9 +49,12 @@ class ListNotice:
         """The "whom to ask" sentence ("" when no contact is configured)."""
         return f"如有疑问，请联系：{self.contact}" if self.contact else ""
 
-    def footer(self) -> str:
-        """Whom to ask and who sends the list: the footer of every list document."""
-        parts = [self.ask()] if self.contact else []
+    def footer(self, report: NoncomplianceReport | None = None) -> str:
+        """By when, whom to ask and who sends the list: the footer of every list document."""
+        deadline = self.deadline(report) if report is not None else None
+        parts = [f"请于{fmt_date(deadline)}前督促“不合规”所列单位完成整改"] if deadline else []
+        if self.contact:
+            parts.append(self.ask())
         if self.organisation:
             parts.append(f"{self.organisation}制发")
         return "；".join(parts)
@@ -240,6 +243,6 @@ def center_letter(report: NoncomplianceReport, notice: ListNotice) -> str:
                 )
             )
         ),
-        _p(f"badgewatch 网标巡检<br>{escape(fmt_date(report.started_at, tz))}"),
+        _p(f"{escape(notice.organisation)}<br>{escape(fmt_date(report.started_at, tz))}"),
     ]
     return _page(body)

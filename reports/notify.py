@@ -120,7 +120,7 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, cen
                 report.scan_id, report.previous_scan_id, [ol], report.started_at, report.scope, report.tz
             )
             html = office_letter(ol, one, notice)
-            xlsx = render_xlsx(noncompliance_document(one, notice.footer()))
+            xlsx = render_xlsx(noncompliance_document(one, notice.footer(one)))
         subject = list_subject(report, ol.office_name, len(ol.failures), len(ol.unverified))
         for e, key in keys.items():
             plan.messages.append(
@@ -141,7 +141,7 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, cen
         html, xlsx = "", None
         if not {f"scan:{sid}:center:email:{e.lower()}" for e in centers} <= known:
             html = center_letter(report, notice)
-            xlsx = render_xlsx(noncompliance_document(report, notice.footer()))
+            xlsx = render_xlsx(noncompliance_document(report, notice.footer(report)))
         total = sum(len(o.failures) for o in report.offices)
         subject = (
             f"【网标巡检】不合规清单汇总（{report.scan_label}，巡检{sid}）：{len(report.offices)}个编办，"

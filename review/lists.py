@@ -221,7 +221,7 @@ def office_list_xlsx(request: Request, scan_id: int, code: str, ws: WS, session:
     cfg = console_of(request).cfg
     base = cfg.console_url or str(request.base_url)
     report = noncompliance_from_db(session, scan.id, code, base_url=base, tz=cfg.timezone)
-    data = render_xlsx(noncompliance_document(report, ListNotice.from_config(cfg).footer()))
+    data = render_xlsx(noncompliance_document(report, ListNotice.from_config(cfg).footer(report)))
     day = fmt_date(scan.started_at, cfg.timezone)
     return _download(data, f"不合规清单_{_safe_name(office.name)}_{day}.xlsx")
 

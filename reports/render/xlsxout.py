@@ -68,7 +68,7 @@ def _print_setup(ws: Worksheet, header_row: int) -> None:
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
 
 
-def _fill_sheet(ws: Worksheet, sheet: Sheet) -> None:
+def _fill_sheet(ws: Worksheet, sheet: Sheet, footer: str = "") -> None:
     ncols = max(len(sheet.columns), 1)
     ws.cell(row=1, column=1, value=sheet.title).font = Font(bold=True, size=13)
     ws.cell(row=1, column=1).data_type = "s"
@@ -135,6 +135,13 @@ def _fill_sheet(ws: Worksheet, sheet: Sheet) -> None:
             cell.data_type = "s"
             if is_formula_like(note):
                 cell.quotePrefix = True
+    if footer:
+        # Printed with every sheet: a sheet is what an office prints and files.
+        r += 2
+        cell = ws.cell(row=r, column=1, value=footer)
+        cell.data_type = "s"
+        if is_formula_like(footer):
+            cell.quotePrefix = True
     if sheet.chart is not None and sheet.rows:
         chart = BarChart()
         chart.type = "bar"
@@ -160,7 +167,7 @@ def render_xlsx(doc: Document) -> bytes:
         assert ws is not None
         first = False
         ws.title = sheet_name(sheet.name or sheet.title, taken)
-        _fill_sheet(ws, sheet)
+        _fill_sheet(ws, sheet, doc.footer)
     wb.properties.title = doc.title
     wb.properties.creator = "badgewatch 网标巡检"
     out = io.BytesIO()

@@ -305,7 +305,7 @@ def test_lists_in_text_html_and_xlsx_agree(built: tuple[World, list[Case], int])
     w, cases, sid = built
     with w.session() as s:
         report = noncompliance_from_db(s, sid, "130600", base_url="https://console.example")
-    doc = noncompliance_document(report, ListNotice.from_config(w.cfg).footer())
+    doc = noncompliance_document(report, ListNotice.from_config(w.cfg).footer(report))
     text, html, xlsx = render_text(doc), render_html(doc), render_xlsx(doc)
     wb = load_workbook(io.BytesIO(xlsx))
     rows = {r["单位名称"]: r for r in _sheet_rows(wb["涿州市"])}
@@ -320,7 +320,8 @@ def test_lists_in_text_html_and_xlsx_agree(built: tuple[World, list[Case], int])
             assert case.unit_name not in rows and case.unit_name not in text and case.unit_name not in html
     pending = sum(1 for k in cases if k.state == "pending")
     notes = " ".join(str(c.value) for row in wb["涿州市"].iter_rows() for c in row if c.value)
-    assert f"另有{pending}项问题待确认" in notes and CONTACT in text
+    assert f"另有{pending}项问题待确认" in notes and CONTACT in text and CONTACT in notes
+    assert "请于2026年12月11日前督促" in notes and "请于2026年12月11日前督促" in html
     # The office outside the scan: 未巡检, not a clean list.
     lianchi = wb["莲池区"]
     assert "未巡检" in str(lianchi["A4"].value) and "本次巡检未发现问题" not in text
