@@ -164,12 +164,12 @@ def _nc_sheet(ol: OfficeList, report: NoncomplianceReport) -> Sheet:
             )
     notes = [summary_line(ol)]
     if ol.scanned:
-        if ol.pending:
-            notes.append(
-                f"另有{ol.pending}项问题{LABELS[State.PENDING]}（{LEGEND[State.PENDING]}），"
-                "下次巡检复查后再列入。"
-            )
-        notes += [f"{LABELS[s]}：{LEGEND[s]}。" for s in (State.FAIL, State.UNKNOWN, State.WARN)]
+        shown = (
+            (State.FAIL, State.PENDING, State.UNKNOWN, State.WARN)
+            if ol.pending
+            else (State.FAIL, State.UNKNOWN, State.WARN)
+        )
+        notes += [f"{LABELS[s]}：{LEGEND[s]}。" for s in shown]
     empty = (
         "本次巡检未发现问题。"
         if ol.scanned

@@ -277,7 +277,8 @@ def build_noncompliance(
         ol.unverified = merge_unverified(ol.unverified)
         for items in (ol.failures, ol.advice, ol.unverified, ol.fixed):
             items.sort(key=_sort_key)
-    ordered = sorted(lists.values(), key=lambda o: o.office_code)
+    # The offices the scan visited first; those outside it (未巡检) after them.
+    ordered = sorted(lists.values(), key=lambda o: (not o.scanned, o.office_code))
     return NoncomplianceReport(scan_id, previous_scan_id, ordered, started_at, scope, tz)
 
 
@@ -322,7 +323,7 @@ def summary_line(ol: OfficeList) -> str:
     if not ol.scanned:
         return f"{ol.office_name}：本次巡检没有覆盖该编办（未巡检），不代表没有问题。"
     units = len({p.record.unit_id for p in ol.failures})
-    pending = f"，另有{ol.pending}项{LABELS[State.PENDING]}" if ol.pending else ""
+    pending = f"，另有{ol.pending}项问题{LABELS[State.PENDING]}" if ol.pending else ""
     return (
         f"{ol.office_name}：{LABELS[State.FAIL]}问题{len(ol.failures)}项（涉及{units}个单位；新增{len(ol.new)}项，"
         f"持续{len(ol.persisting)}项），已整改{len(ol.fixed)}项，{LABELS[State.UNKNOWN]}{len(ol.unverified)}项，"
