@@ -21,12 +21,15 @@ from reports.annual_report import annual_document, annual_listing
 from reports.coverage import parse_published_tsv
 from reports.delivery.outbox import RetryPolicy
 from reports.documents import coverage_document, noncompliance_document
+from reports.letter import ListNotice
 from reports.notify import describe_plan, plan, run
 from reports.render import render_csv, render_html, render_text, render_xlsx
 from reports.source import ReportInputError, coverage_from_db, noncompliance_from_db
 from reports.tabular import Document
 from storage.config import Config
 from storage.db import DatabaseError, make_engine
+from storage.timefmt import fmt_time, local_date
+from storage.types import utcnow
 
 FORMATS = ("text", "csv", "xlsx", "html", "json")
 _SUFFIX_FORMAT = {
@@ -138,7 +141,7 @@ def coverage_cmd(
 ) -> None:
     """域名注册及网站标识申请情况（覆盖率表）。"""
     try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+        day = dt.date.fromisoformat(as_of) if as_of else local_date(utcnow(), _config(ctx).timezone)
     except ValueError:
         raise click.BadParameter(f"日期应为 YYYY-MM-DD，不是 {as_of!r}", param_hint="--as-of") from None
     published = None
@@ -148,7 +151,9 @@ def coverage_cmd(
         except (ValueError, UnicodeDecodeError) as exc:
             raise click.ClickException(str(exc)) from exc
     with _session(ctx) as session:
-        table = coverage_from_db(session, office, day, scan_id=scan_id, published=published)
+        table = coverage_from_db(
+            session, office, day, scan_id=scan_id, published=published, tz=_config(ctx).timezone
+        )
     _emit(coverage_document(table), table.to_dict(), _format(fmt, output), output)
 
 
@@ -168,9 +173,14 @@ def noncompliance_cmd(
     output: str | None,
 ) -> None:
     """不合规清单（按编办，每个编办一张表）。"""
+    cfg = _config(ctx)
+    notice = ListNotice.from_config(cfg)
     with _session(ctx) as session:
-        report = noncompliance_from_db(session, scan_id, office, base_url=base_url)
-    _emit(noncompliance_document(report), report.to_dict(), _format(fmt, output), output)
+        report = noncompliance_from_db(
+            session, scan_id, office, base_url=base_url or cfg.console_url, tz=cfg.timezone
+        )
+    doc = noncompliance_document(report, notice.footer(report))
+    _emit(doc, report.to_dict(), _format(fmt, output), output)
 
 
 @report_group.command("annual")
@@ -233,7 +243,7 @@ def notify_cmd(
     cfg = _config(ctx)
     with _session(ctx) as session:
         if dry_run:
-            click.echo(describe_plan(session, plan(session, cfg, scan_id, base_url, office)))
+            click.echo(describe_plan(session, plan(session, cfg, scan_id, base_url, office), cfg.timezone))
             return
         result = run(
             session,
@@ -255,10 +265,9 @@ def notify_cmd(
     for n in d.retry + d.failed:
         click.echo(f"  失败 {n.channel} → {n.recipient}（已尝试{n.attempts}次）：{n.last_error}", err=True)
     for n in d.waiting:
-        when = n.next_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if n.next_attempt_at else ""
+        when = fmt_time(n.next_attempt_at, cfg.timezone, seconds=True, label=True)
         click.echo(
-            f"  等待 {n.channel} → {n.recipient}（已尝试{n.attempts}次，{when} UTC 之后重试）："
-            f"{n.last_error}",
+            f"  等待 {n.channel} → {n.recipient}（已尝试{n.attempts}次，{when}之后重试）：{n.last_error}",
             err=True,
         )
     if not d.ok:

@@ -28,7 +28,7 @@ SEED_COLUMNS: tuple[tuple[str, str], ...] = (
 SCAN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("badge_verified", "网站标识经巡检核实的网站数"),
     ("cn_domains_resolving", "解析正常的中文域名数"),
-    ("unverifiable", "无法核实的网站数"),
+    ("unverifiable", "无法判定的网站数"),
 )
 _COUNT_KEYS = ("institutions", "registered_units", "domains", "party_badges", "institution_badges")
 _OPTIONAL_KEYS = (
@@ -357,9 +357,9 @@ def build_coverage(
     )
     if has_scan:
         notes.append(
-            "“网站标识经巡检核实的网站数”“解析正常的中文域名数”“无法核实的网站数”取自最近一次巡检"
+            "“网站标识经巡检核实的网站数”“解析正常的中文域名数”“无法判定的网站数”取自最近一次覆盖本地区的巡检"
             + (f"（巡检编号 {scan_id}）" if scan_id else "")
-            + "；无法核实指网站超时、拦截或域名解析失败等，不计为不合规。"
+            + "；无法判定指网站超时、拦截或域名解析失败等，不计为不合规。"
         )
     return CoverageTable(
         office_code, office_name, as_of, tuple(built), total, tuple(notes), scan_id, has_scan

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from reports.coverage import SCAN_COLUMNS, CoverageRow, CoverageTable
-from reports.noncompliance import NoncomplianceReport, OfficeList, seen, summary_line
+from reports.noncompliance import NoncomplianceReport, OfficeList, Problem, seen, summary_line
 from reports.tabular import Chart, Column, Document, Kind, Sheet
+from storage.status import COLOURS, LABELS, LEGEND, ORDER, State
+from storage.timefmt import fmt_time
 
 _SEED_KINDS = (Kind.INT, Kind.INT, Kind.PCT, Kind.INT, Kind.INT, Kind.INT)
 
@@ -77,84 +79,129 @@ CHECK_LABELS: dict[str, str] = {
     "icp": "ICP备案号",
     "police": "公安机关备案号",
     "site_code": "政府网站标识码",
-    "domain": "域名",
+    "domain": "域名登记",
     "dns": "域名解析",
-    "usage": "中文域名使用",
+    "usage": "域名使用",
     "http": "网站访问",
 }
+FIXED_LABEL = "已整改"
 _NC_COLUMNS = [
-    Column("类别", Kind.TEXT, 10),
-    Column("变化", Kind.TEXT, 8),
-    Column("单位名称", Kind.TEXT, 28),
-    Column("单位类别", Kind.TEXT, 10),
-    Column("网站或域名", Kind.TEXT, 36),
-    Column("检查项", Kind.TEXT, 14),
-    Column("问题", Kind.TEXT, 44),
-    Column("整改建议", Kind.TEXT, 36),
-    Column("详情", Kind.TEXT, 30),
-    Column("首次发现", Kind.TEXT, 17),
-    Column("连续发现", Kind.TEXT, 9),
-    Column("证据编号", Kind.LINK, 14),
+    Column("状态", Kind.TEXT, 8, nowrap=True),
+    Column("变化", Kind.TEXT, 6, nowrap=True),
+    Column("单位名称", Kind.TEXT, 20, nowrap=True),
+    Column("单位类别", Kind.TEXT, 8, nowrap=True),
+    Column("网站或域名", Kind.TEXT, 30),
+    Column("检查项", Kind.TEXT, 10),
+    Column("问题", Kind.TEXT, 34),
+    Column("整改建议", Kind.TEXT, 28),
+    Column("详情", Kind.TEXT, 26),
+    Column("首次发现", Kind.TEXT, 16, nowrap=True),
+    Column("连续发现", Kind.TEXT, 8, nowrap=True),
+    Column("证据编号", Kind.LINK, 12, nowrap=True),
 ]
+EVIDENCE_COLUMN = len(_NC_COLUMNS) - 1
+
+
+OTHER_CHECK = "其他检查"
 
 
 def check_label(check: str, reason: str = "") -> str:
-    return CHECK_LABELS.get(check) or CHECK_LABELS.get(reason.split(".", 1)[0], check)
+    """A check's name as users read it (a name the table does not know is never shown raw)."""
+    return CHECK_LABELS.get(check) or CHECK_LABELS.get(reason.split(".", 1)[0], OTHER_CHECK)
 
 
-def _nc_sheet(ol: OfficeList, scan_id: int) -> Sheet:
+def problem_checks(p: Problem) -> str:
+    """The check (or, for a merged "could not be judged" line, every check) a line is about."""
+    r = p.record
+    return "、".join(check_label(c) for c in p.checks) if p.checks else check_label(r.check, r.reason)
+
+
+def status_legend() -> list[tuple[str, str]]:
+    """The legend of every list: each status with its colour (:mod:`storage.status`)."""
+    return [(LABELS[s], COLOURS[s][0]) for s in ORDER if s is not State.NOT_SCANNED]
+
+
+def list_subtitle(report: NoncomplianceReport, ol: OfficeList | None = None) -> str:
+    """``巡检范围：保定市及下级编办；巡检时间：2026-12-04 01:00（北京时间）；巡检编号 7``."""
+    scope = ol.office_name if ol is not None else report.scope
+    parts = [f"巡检范围：{scope}"] if scope else []
+    if report.started_at is not None:
+        parts.append(f"巡检时间：{fmt_time(report.started_at, report.tz, label=True)}")
+    parts.append(f"巡检编号 {report.scan_id}")
+    return "；".join(parts)
+
+
+def _nc_sheet(ol: OfficeList, report: NoncomplianceReport) -> Sheet:
     rows: list[list[Any]] = []
     links: dict[tuple[int, int], str] = {}
-    groups = (
-        ("不合规", ol.failures),
-        ("无法核实", ol.unverified),
-        ("建议改进", ol.advice),
-        ("已整改", ol.fixed),
+    fills: dict[int, str] = {}
+    groups: tuple[tuple[str, str, list[Problem]], ...] = (
+        (LABELS[State.FAIL], COLOURS[State.FAIL][0], ol.failures),
+        (LABELS[State.UNKNOWN], COLOURS[State.UNKNOWN][0], ol.unverified),
+        (LABELS[State.WARN], COLOURS[State.WARN][0], ol.advice),
+        (FIXED_LABEL, COLOURS[State.PASS][0], ol.fixed),
     )
-    for label, problems in groups:
+    for label, colour, problems in groups:
         for p in problems:
             r = p.record
             if p.evidence_url:
-                links[(len(rows), len(_NC_COLUMNS) - 1)] = p.evidence_url
+                links[(len(rows), EVIDENCE_COLUMN)] = p.evidence_url
+            fills[len(rows)] = colour
             rows.append(
                 [
                     label,
-                    p.change,
+                    p.change if p.change != FIXED_LABEL else "",
                     r.unit_name,
                     r.unit_kind,
                     r.target,
-                    "、".join(check_label(c) for c in p.checks)
-                    if p.checks
-                    else check_label(r.check, r.reason),
+                    problem_checks(p),
                     p.message,
                     p.advice,
                     r.detail,
-                    *(seen(p) if label == "不合规" else ("", "")),
+                    *(seen(p, report.tz) if r.state is State.FAIL and label != FIXED_LABEL else ("", "")),
                     p.evidence_id,
                 ]
             )
     notes = [summary_line(ol)]
-    if ol.pending:
-        notes.append(f"另有{ol.pending}项问题尚未确认（需后续复查或下次巡检确认），暂不列入不合规清单。")
-    notes.append("“无法核实”指网站超时、被防火墙拦截、域名解析失败等，不计为不合规；“建议改进”为提醒事项。")
+    if ol.scanned:
+        shown = (
+            (State.FAIL, State.PENDING, State.UNKNOWN, State.WARN)
+            if ol.pending
+            else (State.FAIL, State.UNKNOWN, State.WARN)
+        )
+        notes += [f"{LABELS[s]}：{LEGEND[s]}。" for s in shown]
+    empty = (
+        "本次巡检未发现问题。"
+        if ol.scanned
+        else f"{LABELS[State.NOT_SCANNED]}：{LEGEND[State.NOT_SCANNED]}。"
+    )
     return Sheet(
-        title=f"{ol.office_name}网站标识及域名不合规清单（巡检 {scan_id}）",
+        title=f"{ol.office_name}网站标识及域名不合规清单（{report.scan_label}）",
         name=ol.office_name,
         columns=list(_NC_COLUMNS),
         rows=rows,
         notes=notes,
         links=links,
-        empty_text="本次巡检未发现问题。",
+        empty_text=empty,
+        subtitle=list_subtitle(report, ol),
+        fills=fills,
+        legend=status_legend() if rows else [],
     )
 
 
-def noncompliance_document(report: NoncomplianceReport) -> Document:
-    """One sheet per office: failures, then what could not be verified, advice, and what was fixed."""
+def noncompliance_document(report: NoncomplianceReport, footer: str = "") -> Document:
+    """One sheet per office: failures, then what could not be judged, advice, and what was fixed.
+
+    ``footer`` (whom to ask, who sends the list) follows the standard explanation."""
     prev = f"，与巡检 {report.previous_scan_id} 比较" if report.previous_scan_id is not None else ""
-    total = sum(len(o.failures) for o in report.offices)
+    scanned = [o for o in report.offices if o.scanned]
+    total = sum(len(o.failures) for o in scanned)
+    outside = len(report.offices) - len(scanned)
+    skipped = f"（另有{outside}个编办未巡检）" if outside else ""
     return Document(
-        title=report.title,
-        subtitle=f"巡检 {report.scan_id}{prev}：{len(report.offices)}个编办，不合规问题共{total}项。",
-        sheets=[_nc_sheet(ol, report.scan_id) for ol in report.offices],
-        footer="问题说明与整改建议取自统一的原因代码表；证据编号可在审核台查看页面截图、DNS应答与标识代码。",
+        title=f"{report.title}（{report.scan_label}）",
+        subtitle=f"{list_subtitle(report)}{prev}：{len(scanned)}个编办{skipped}，{LABELS[State.FAIL]}问题共{total}项。",
+        sheets=[_nc_sheet(ol, report) for ol in report.offices],
+        footer="问题说明与整改建议取自统一的原因说明表；证据编号（如 F12/C34）可在审核台"
+        "“按证据编号查找”中打开，查看页面截图、DNS应答与标识代码。" + (footer and " " + footer),
     )

@@ -22,7 +22,7 @@ from html import escape
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from reports.delivery.mail import SmtpSettings, build_email, send_email
+from reports.delivery.mail import SmtpSettings, build_email, html_to_text, send_email
 from reports.delivery.outbox import (
     DEFAULT_POLICY,
     XLSX_MIME,
@@ -36,12 +36,15 @@ from reports.delivery.outbox import (
 from reports.delivery.outbox import pending as pending_rows
 from reports.delivery.sms import SmsSettings, send_sms
 from reports.documents import noncompliance_document
+from reports.letter import ListNotice, center_letter, office_letter
 from reports.noncompliance import NoncomplianceReport
-from reports.render import render_html, render_xlsx
+from reports.render import render_xlsx
 from reports.source import OfficeTree, ReportInputError, get_scan, noncompliance_from_db
 from storage.config import Config
 from storage.evidence import EvidenceStore
 from storage.models import AnnualReport, AnnualReportEvent, Notification, Office, ReportState, Scan, Unit
+from storage.status import LABELS, State, scope_offices
+from storage.timefmt import DEFAULT_TIMEZONE, fmt_date, fmt_time
 from storage.types import utcnow
 
 _SPLIT = re.compile(r"[;,，；、\s]+")
@@ -59,36 +62,42 @@ def addresses(raw: str) -> list[str]:
     return [a for a in _SPLIT.split(raw or "") if a]
 
 
-def _xlsx_name(label: str, scan_id: int) -> str:
+def _xlsx_name(label: str, report: NoncomplianceReport) -> str:
     safe = re.sub(r"[\\/:*?\"<>|\s]+", "_", label)
-    return f"不合规清单_{safe}_巡检{scan_id}.xlsx"
-
-
-def scan_offices(scan: Scan) -> set[str] | None:
-    """The offices a scan covered (its scope, sub-offices included), or None for all offices."""
-    codes = (scan.scope or {}).get("office_codes") or ()
-    return {str(c) for c in codes} or None
+    day = fmt_date(report.started_at, report.tz) if report.started_at else f"巡检{report.scan_id}"
+    return f"不合规清单_{safe}_{day}.xlsx"
 
 
 def scan_report(
-    session: Session, scan: Scan, office: str | None = None, base_url: str = ""
+    session: Session, scan: Scan, office: str | None = None, base_url: str = "", tz: str = DEFAULT_TIMEZONE
 ) -> NoncomplianceReport:
     """The lists of ``scan`` for the offices it covered (and, with ``office``, only that office and
     its sub-offices): an office the scan did not visit gets no list, not a falsely clean one."""
-    report = noncompliance_from_db(session, scan.id, office, base_url=base_url)
-    covered = scan_offices(scan)
-    if covered is None:
+    report = noncompliance_from_db(session, scan.id, office, base_url=base_url, tz=tz)
+    if scope_offices(scan) is None:
         return report
-    lists = [ol for ol in report.offices if ol.office_code in covered]
+    lists = [ol for ol in report.offices if ol.scanned]
     if office and report.offices and not lists:
         raise ReportInputError(f"巡检 {scan.id} 没有覆盖编办 {office} 及其下级编办，无法发送其清单")
-    return NoncomplianceReport(report.scan_id, report.previous_scan_id, lists)
+    return NoncomplianceReport(
+        report.scan_id, report.previous_scan_id, lists, report.started_at, report.scope, report.tz
+    )
+
+
+def list_subject(report: NoncomplianceReport, office_name: str, failures: int, unknown: int) -> str:
+    """``【网标巡检】保定市网站标识及域名不合规清单（2026年12月4日，巡检7）：不合规1项，无法判定0项``."""
+    day = f"{fmt_date(report.started_at, report.tz)}，" if report.started_at else ""
+    return (
+        f"【网标巡检】{office_name}网站标识及域名不合规清单（{day}巡检{report.scan_id}）："
+        f"{LABELS[State.FAIL]}{failures}项，{LABELS[State.UNKNOWN]}{unknown}项"
+    )
 
 
 def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, center: bool = True) -> Plan:
     """Each office of ``report`` gets its own list (even a clean one); with ``center``, the domain
     center gets the whole list."""
     plan = Plan()
+    notice = ListNotice.from_config(cfg)
     offices = {o.code: o for o in session.scalars(sa.select(Office))}
     sid = report.scan_id
     # Messages already recorded are not rendered again (a province's lists are large).
@@ -107,12 +116,12 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, cen
         }
         html, xlsx = "", None
         if not set(keys.values()) <= known:
-            doc = noncompliance_document(NoncomplianceReport(report.scan_id, report.previous_scan_id, [ol]))
-            html, xlsx = render_html(doc), render_xlsx(doc)
-        subject = (
-            f"【网标巡检】{ol.office_name}网站标识及域名不合规清单（巡检{sid}）："
-            f"不合规{len(ol.failures)}项，无法核实{len(ol.unverified)}项"
-        )
+            one = NoncomplianceReport(
+                report.scan_id, report.previous_scan_id, [ol], report.started_at, report.scope, report.tz
+            )
+            html = office_letter(ol, one, notice)
+            xlsx = render_xlsx(noncompliance_document(one, notice.footer(one)))
+        subject = list_subject(report, ol.office_name, len(ol.failures), len(ol.unverified))
         for e, key in keys.items():
             plan.messages.append(
                 Outgoing(
@@ -121,7 +130,7 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, cen
                     e,
                     subject,
                     html,
-                    _xlsx_name(ol.office_name, sid),
+                    _xlsx_name(ol.office_name, report),
                     xlsx,
                     office_code=ol.office_code,
                     scan_id=sid,
@@ -131,10 +140,13 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, cen
     if centers:
         html, xlsx = "", None
         if not {f"scan:{sid}:center:email:{e.lower()}" for e in centers} <= known:
-            doc = noncompliance_document(report)
-            html, xlsx = render_html(doc), render_xlsx(doc)
+            html = center_letter(report, notice)
+            xlsx = render_xlsx(noncompliance_document(report, notice.footer(report)))
         total = sum(len(o.failures) for o in report.offices)
-        subject = f"【网标巡检】巡检{sid}不合规清单汇总：{len(report.offices)}个编办，不合规{total}项"
+        subject = (
+            f"【网标巡检】不合规清单汇总（{report.scan_label}，巡检{sid}）：{len(report.offices)}个编办，"
+            f"{LABELS[State.FAIL]}{total}项"
+        )
         for e in centers:
             plan.messages.append(
                 Outgoing(
@@ -143,7 +155,7 @@ def plan_scan(session: Session, report: NoncomplianceReport, cfg: Config, *, cen
                     e,
                     subject,
                     html,
-                    _xlsx_name("汇总", sid),
+                    _xlsx_name("汇总", report),
                     xlsx,
                     scan_id=sid,
                 )
@@ -223,7 +235,7 @@ def plan_for_scan(
 ) -> Plan:
     """The lists of ``scan`` to the offices it covered (with ``office``: to that office and its
     sub-offices only, and no center summary, which covers the whole scan)."""
-    report = scan_report(session, scan, office, base_url)
+    report = scan_report(session, scan, office, base_url or cfg.console_url, cfg.timezone)
     return plan_scan(session, report, cfg, center=office is None)
 
 
@@ -263,14 +275,8 @@ def default_senders(cfg: Config) -> dict[str, Sender]:
 
     def email(row: Notification, data: bytes | None) -> None:
         attachment = (row.attachment_name, data, XLSX_MIME) if data is not None else None
-        text = re.sub(r"<[^>]+>", "", row.body) if row.channel == "email" else row.body
         msg = build_email(
-            smtp.sender,
-            row.recipient,
-            row.subject,
-            row.body,
-            re.sub(r"\n\s*\n+", "\n", text).strip(),
-            attachment,
+            smtp.sender, row.recipient, row.subject, row.body, html_to_text(row.body), attachment
         )
         send_email(smtp, msg)
 
@@ -320,13 +326,13 @@ def run(
     return RunResult(p, recorded, already, result)
 
 
-def _not_before(n: Notification) -> str:
+def _not_before(n: Notification, tz: str) -> str:
     if n.next_attempt_at is None:
         return ""
-    return f"，{n.next_attempt_at.strftime('%Y-%m-%d %H:%M:%S')} UTC 之后重试"
+    return f"，{fmt_time(n.next_attempt_at, tz, seconds=True, label=True)}之后重试"
 
 
-def describe_plan(session: Session, p: Plan) -> str:
+def describe_plan(session: Session, p: Plan, tz: str = DEFAULT_TIMEZONE) -> str:
     """The dry-run listing: channel, recipient, subject, attachment, and whether it was sent before."""
     keys = [m.dedupe_key for m in p.messages]
     known = (
@@ -345,7 +351,7 @@ def describe_plan(session: Session, p: Plan) -> str:
             if n is None
             else {
                 "sent": "已发送，不再发送",
-                "pending": f"待重试（已尝试{n.attempts}次{_not_before(n)}）",
+                "pending": f"待重试（已尝试{n.attempts}次{_not_before(n, tz)}）",
                 "failed": "已放弃",
             }.get(n.status, n.status)
         )

@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session
 
 from checks.expected import UnitKind
 from checks.verdict import Status
-from reports.coverage import CoverageTable, OfficeCounts, PublishedTable, build_coverage, own_units_label
+from reports.coverage import (
+    CoverageTable,
+    OfficeCounts,
+    PublishedTable,
+    build_coverage,
+    own_units_label,
+    with_notes,
+)
 from reports.noncompliance import FindingRecord, NoncomplianceReport, build_noncompliance
 from storage.models import (
     BadgeStatus,
@@ -40,6 +47,8 @@ from storage.models import (
     Unit,
     Website,
 )
+from storage.status import covers, latest_covering, scope_offices
+from storage.timefmt import DEFAULT_TIMEZONE, local_date, zone
 
 CN_KINDS = (DomainKind.ZHENGWU.value, DomainKind.GONGYI.value)
 COUNTED_KINDS = (UnitKind.PARTY_GOV.value, UnitKind.INSTITUTION.value)
@@ -270,6 +279,7 @@ def coverage_from_db(
     *,
     scan_id: int | None = None,
     published: PublishedTable | None = None,
+    tz: str = DEFAULT_TIMEZONE,
 ) -> CoverageTable:
     """The coverage table of ``office_code`` (the only root office when omitted) on ``as_of``."""
     tree = OfficeTree.load(session)
@@ -283,14 +293,25 @@ def coverage_from_db(
         office_code = roots[0]
     top = tree.get(office_code)
     raw = registry_counts(session)
-    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    scan = get_scan(session, scan_id, end_of_day)
+    # The end of the reporting day where the officials are (a scan at 01:00 Beijing time is that day's).
+    end_of_day = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=zone(tz))
+    if scan_id is None:
+        # The scan that speaks for this office: the latest one whose scope included it.
+        scan = latest_covering(session, tree.subtree(office_code))
+        if scan is not None and scan.started_at >= end_of_day:
+            scan = get_scan(session, None, end_of_day)
+    else:
+        scan = get_scan(session, scan_id, end_of_day)
     sraw = scan_counts(session, scan.id) if scan is not None else {}
+    outside: list[str] = []
 
     def row(code: str, name: str, codes: Sequence[str]) -> OfficeCounts:
         rs = [raw.get(c) for c in codes]
         ss = [sraw.get(c) for c in codes]
-        scan_figure = (lambda attr: sum(getattr(s, attr) for s in ss if s is not None)) if scan else None
+        in_scope = scan is not None and covers(scan, code)
+        if scan is not None and not in_scope:
+            outside.append(name)  # no zeros for an office the scan never visited: its figures are —
+        scan_figure = (lambda attr: sum(getattr(s, attr) for s in ss if s is not None)) if in_scope else None
         return OfficeCounts(
             code=code,
             name=name,
@@ -317,7 +338,7 @@ def coverage_from_db(
         rows.append(row(office_code, label, [office_code]))
     for sub in subs:
         rows.append(row(sub.code, sub.name_on(as_of), tree.subtree(sub.code)))
-    return build_coverage(
+    table = build_coverage(
         office_code,
         name,
         as_of,
@@ -325,12 +346,21 @@ def coverage_from_db(
         published=published,
         scan_id=str(scan.id) if scan is not None else None,
     )
+    if outside and scan is not None:
+        note = f"{'、'.join(outside)}不在巡检 {scan.id} 的范围内（未巡检），巡检各列显示为“—”。"
+        table = with_notes(table, [note])
+    return table
 
 
 def finding_records(
-    session: Session, scan_id: int, office_codes: Iterable[str] | None = None, day: dt.date | None = None
+    session: Session,
+    scan_id: int,
+    office_codes: Iterable[str] | None = None,
+    day: dt.date | None = None,
+    unit_ids: Iterable[int] | None = None,
 ) -> list[FindingRecord]:
-    """The findings of ``scan_id`` with unit, office, site and domain context."""
+    """The findings of ``scan_id`` with unit, office, site and domain context (of ``office_codes``'
+    units, or only of ``unit_ids``)."""
     names = {o.code: (o.name_on(day) if day else o.name) for o in session.scalars(sa.select(Office))}
     wanted = set(office_codes) if office_codes is not None else None
     out: list[FindingRecord] = []
@@ -351,13 +381,36 @@ def finding_records(
         site_q = site_q.where(Unit.office_code.in_(wanted))
         dom_q = dom_q.where(Unit.office_code.in_(wanted))
         unit_q = unit_q.where(Unit.office_code.in_(wanted))
+    if unit_ids is not None:
+        ids = sorted(set(unit_ids))
+        site_q = site_q.where(Unit.id.in_(ids))
+        dom_q = dom_q.where(Unit.id.in_(ids))
+        unit_q = unit_q.where(Unit.id.in_(ids))
     for f, site, unit in session.execute(site_q):
         out.append(_record(f, unit, names, site_name=site.name, site_url=site.url))
     for f, dom, unit in session.execute(dom_q):
-        out.append(_record(f, unit, names, domain=dom.name))
+        out.append(_record(f, unit, names, domain=dom.name, domain_kind=dom.kind))
     for f, unit in session.execute(unit_q):
         out.append(_record(f, unit, names))
     return out
+
+
+def finding_record(session: Session, finding_id: int, day: dt.date | None = None) -> FindingRecord | None:
+    """One finding with its unit, office, site or domain context (None when it or its unit is gone)."""
+    f = session.get(Finding, finding_id)
+    if f is None:
+        return None
+    office_names = {o.code: (o.name_on(day) if day else o.name) for o in session.scalars(sa.select(Office))}
+    if f.website_id is not None:
+        site = session.get(Website, f.website_id)
+        if site is not None:
+            return _record(f, site.unit, office_names, site_name=site.name, site_url=site.url)
+    if f.domain_id is not None:
+        dom = session.get(Domain, f.domain_id)
+        if dom is not None:
+            return _record(f, dom.unit, office_names, domain=dom.name, domain_kind=dom.kind)
+    unit = session.get(Unit, f.unit_id) if f.unit_id is not None else None
+    return _record(f, unit, office_names) if unit is not None else None
 
 
 def _record(
@@ -368,6 +421,7 @@ def _record(
     site_name: str = "",
     site_url: str = "",
     domain: str = "",
+    domain_kind: str = "",
 ) -> FindingRecord:
     return FindingRecord(
         finding_id=f.id,
@@ -389,32 +443,60 @@ def _record(
         capture_id=f.capture_id,
         first_seen_at=f.first_seen_at,
         visits=f.visits,
+        domain_kind=domain_kind,
     )
 
 
+def scope_label(tree: OfficeTree, scan: Scan, day: dt.date, office_code: str | None = None) -> str:
+    """What a scan (or its part for ``office_code``) covered, as an official reads it."""
+    if office_code:
+        o = tree.get(office_code)
+        below = "及下级编办" if tree.children.get(office_code) else ""
+        return f"{o.name_on(day)}{below}"
+    codes = scope_offices(scan)
+    if codes is None:
+        return "全部编办"
+    tops = sorted(c for c in codes if tree.offices.get(c) and tree.offices[c].parent_code not in codes)
+    names = [tree.offices[c].name_on(day) + ("及下级编办" if tree.children.get(c) else "") for c in tops]
+    return "、".join(names[:5]) + (f"等{len(names)}个编办" if len(names) > 5 else "")
+
+
 def noncompliance_from_db(
-    session: Session, scan_id: int | None = None, office_code: str | None = None, base_url: str = ""
+    session: Session,
+    scan_id: int | None = None,
+    office_code: str | None = None,
+    base_url: str = "",
+    tz: str = DEFAULT_TIMEZONE,
 ) -> NoncomplianceReport:
-    """Lists of one scan (the latest finished one by default) for an office and its sub-offices."""
-    scan = get_scan(session, scan_id)
-    if scan is None:
-        raise ReportInputError("还没有完成的巡检，无法生成不合规清单")
+    """Lists of one scan (the latest finished one by default) for an office and its sub-offices.
+
+    Offices the scan was not meant to visit (outside its scope) are marked 未巡检, never clean.
+    """
     tree = OfficeTree.load(session)
-    codes = tree.subtree(office_code) if office_code else list(tree.offices)
     if office_code:
         tree.get(office_code)
+    codes = tree.subtree(office_code) if office_code else list(tree.offices)
+    scan = latest_covering(session, codes) if scan_id is None and office_code else get_scan(session, scan_id)
+    if scan is None:
+        raise ReportInputError("还没有完成的巡检，无法生成不合规清单")
     prev = previous_scan(session, scan)
-    day = scan.started_at.date()
+    day = local_date(scan.started_at, tz)
     current = finding_records(session, scan.id, codes, day)
     previous = finding_records(session, prev.id, codes, day) if prev is not None else []
     # Offices with units get a list even when clean; empty offices (no units) do not.
     with_units = set(session.scalars(sa.select(Unit.office_code).distinct()))
-    offices = {c: tree.offices[c].name_on(day) for c in codes if c in with_units}
+    listed = [c for c in codes if c in with_units]
+    offices = {c: tree.offices[c].name_on(day) for c in listed if covers(scan, c)}
+    outside = {c: tree.offices[c].name_on(day) for c in listed if not covers(scan, c)}
     return build_noncompliance(
         scan.id,
         current,
         previous,
         previous_scan_id=prev.id if prev else None,
         offices=offices,
+        not_scanned=outside,
         base_url=base_url,
+        started_at=scan.started_at,
+        scope=scope_label(tree, scan, day, office_code),
+        tz=tz,
     )

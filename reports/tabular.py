@@ -30,6 +30,7 @@ class Column:
     header: str
     kind: Kind = Kind.TEXT
     width: int = 0  # XLSX width in characters; 0 = from the content
+    nowrap: bool = False  # keep on one line (a unit's name, a date): the other columns wrap instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,9 @@ class Sheet:
     links: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) → URL
     highlight: set[int] = field(default_factory=set)  # row indexes to mark (flagged rows)
     empty_text: str = "（无）"
+    subtitle: str = ""  # one line under the title: the date, the scope
+    fills: dict[int, str] = field(default_factory=dict)  # row index → background RRGGBB (a status)
+    legend: list[tuple[str, str]] = field(default_factory=list)  # (label, RRGGBB) shown with the rows
 
 
 @dataclass(slots=True)

@@ -215,10 +215,11 @@ def create_app(
     )
     app.state.console = console
 
-    from review import api, web
+    from review import api, lists, web
 
     app.include_router(web.router)
     app.include_router(api.router)
+    lists.install(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
     @app.exception_handler(LoginRequired)

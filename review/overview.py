@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from checks.verdict import Status
 from reports.coverage import CoverageTable
-from reports.source import ReportInputError, coverage_from_db, latest_scan
+from reports.source import ReportInputError, coverage_from_db
 from review.accounts import Principal
 from storage.models import AnnualReport, Domain, Finding, Office, Scan, ScanStatus, Unit, Website
+from storage.status import (
+    State,
+    Summary,
+    covers,
+    finding_state,
+    latest_covering,
+    office_units,
+    rank,
+    unit_summaries,
+)
 
 
 def top_offices(session: Session, who: Principal) -> list[str]:
@@ -43,11 +52,11 @@ def coverage_tables(session: Session, who: Principal, day: dt.date) -> tuple[lis
 class TrendPoint:
     scan_id: int
     started: dt.datetime
-    counts: dict[str, int]  # badge findings by status within the scope
+    counts: dict[str, int]  # badge findings by state (storage.status.State values) within the scope
 
     @property
     def judged(self) -> int:
-        return self.counts.get("pass", 0) + self.counts.get("fail", 0) + self.counts.get("warn", 0)
+        return sum(self.counts.get(k, 0) for k in ("pass", "fail", "pending", "warn"))
 
     @property
     def pass_pct(self) -> float | None:
@@ -59,7 +68,8 @@ def _scope(stmt: Any, who: Principal) -> Any:
 
 
 def trend(session: Session, who: Principal, scans: int = 10) -> list[TrendPoint]:
-    """Badge verdicts of the scope's websites over the last ``scans`` finished scans (oldest first)."""
+    """Badge verdicts of the scope's websites over the last ``scans`` finished scans (oldest first),
+    counted by state: a failure is 不合规 only once confirmed, 待确认 before."""
     recent = list(
         session.scalars(
             sa.select(Scan)
@@ -71,16 +81,16 @@ def trend(session: Session, who: Principal, scans: int = 10) -> list[TrendPoint]
     if not recent:
         return []
     stmt = (
-        sa.select(Finding.scan_id, Finding.status, sa.func.count(Finding.id))
+        sa.select(Finding.scan_id, Finding.status, Finding.confirmed, sa.func.count(Finding.id))
         .join(Website, Website.id == Finding.website_id)
         .join(Unit, Unit.id == Website.unit_id)
         .where(Finding.scan_id.in_([s.id for s in recent]), Finding.check == "badge")
-        .group_by(Finding.scan_id, Finding.status)
+        .group_by(Finding.scan_id, Finding.status, Finding.confirmed)
     )
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for scan_id, status, n in session.execute(_scope(stmt, who)):
-        counts[scan_id][str(status)] = int(n)
-    return [TrendPoint(s.id, s.started_at, counts.get(s.id, {})) for s in reversed(recent)]
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for scan_id, status, confirmed, n in session.execute(_scope(stmt, who)):
+        counts[scan_id][str(finding_state(status, bool(confirmed)))] += int(n)
+    return [TrendPoint(s.id, s.started_at, dict(counts.get(s.id, {}))) for s in reversed(recent)]
 
 
 @dataclass(slots=True)
@@ -88,12 +98,23 @@ class UnitRow:
     unit: Unit
     domains: int = 0
     sites: int = 0
-    fails: int = 0  # confirmed failures in the latest scan
-    warns: int = 0
-    unknown: int = 0
-    checked: bool = False
+    summary: Summary = field(default_factory=Summary)  # the unit's status in the page's scan
     report_state: str = ""
     report_id: int | None = None
+
+    @property
+    def state(self) -> State:
+        return self.summary.state
+
+
+@dataclass(slots=True)
+class ChildRow:
+    """A sub-office on its parent's page: its status figures over its whole area in the page's scan."""
+
+    office: Office
+    scanned: bool
+    units: int = 0
+    by_state: Counter[State] = field(default_factory=Counter)  # units per state
 
 
 @dataclass(slots=True)
@@ -103,9 +124,34 @@ class OfficePage:
     children: list[Office]
     rows: list[UnitRow] = field(default_factory=list)
     scan: Scan | None = None
+    child_rows: list[ChildRow] = field(default_factory=list)
+
+    @property
+    def scanned(self) -> bool:
+        return self.scan is not None and covers(self.scan, self.office.code)
+
+    @property
+    def by_state(self) -> Counter[State]:
+        """Units of the office itself per state (what the counts at the top show)."""
+        return Counter(r.state for r in self.rows)
+
+
+def _subtree(session: Session, code: str) -> list[str]:
+    kids: dict[str, list[str]] = defaultdict(list)
+    for c, p in session.execute(sa.select(Office.code, Office.parent_code)):
+        if p is not None:
+            kids[p].append(c)
+    out, stack = [], [code]
+    while stack:
+        c = stack.pop()
+        out.append(c)
+        stack.extend(kids.get(c, ()))
+    return out
 
 
 def office_page(session: Session, code: str, year: int) -> OfficePage:
+    """The office's units, worst status first (then by name), in the latest scan that covered the
+    office; and each sub-office's figures over its area."""
     office = session.get(Office, code)
     if office is None:
         raise LookupError(code)
@@ -114,9 +160,18 @@ def office_page(session: Session, code: str, year: int) -> OfficePage:
         session.scalars(sa.select(Office).where(Office.parent_code == code).order_by(Office.code))
     )
     units = list(session.scalars(sa.select(Unit).where(Unit.office_code == code).order_by(Unit.name)))
-    page = OfficePage(office, parent, children, [UnitRow(u) for u in units], latest_scan(session))
+    scan = latest_covering(session, _subtree(session, code))
+    page = OfficePage(office, parent, children, [UnitRow(u) for u in units], scan)
     by_id = {r.unit.id: r for r in page.rows}
     ids = list(by_id)
+    for child in children:
+        area = _subtree(session, child.code)
+        row = ChildRow(child, scan is not None and covers(scan, child.code))
+        members = [uid for uids in office_units(session, area).values() for uid in uids]
+        row.units = len(members)
+        summaries = unit_summaries(session, scan if row.scanned else None, members)
+        row.by_state = Counter(sm.state for sm in summaries.values())
+        page.child_rows.append(row)
     if not ids:
         return page
     for uid, n in session.execute(
@@ -131,33 +186,17 @@ def office_page(session: Session, code: str, year: int) -> OfficePage:
         .group_by(Website.unit_id)
     ):
         by_id[uid].sites = int(n)
-    if page.scan is not None:
-        site_q = (
-            sa.select(Website.unit_id, Finding.status, Finding.confirmed)
-            .join(Finding, Finding.website_id == Website.id)
-            .where(Finding.scan_id == page.scan.id, Website.unit_id.in_(ids))
-        )
-        dom_q = (
-            sa.select(Domain.unit_id, Finding.status, Finding.confirmed)
-            .join(Finding, Finding.domain_id == Domain.id)
-            .where(Finding.scan_id == page.scan.id, Domain.unit_id.in_(ids), Finding.website_id.is_(None))
-        )
-        for q in (site_q, dom_q):
-            for uid, status, confirmed in session.execute(q):
-                row = by_id[uid]
-                row.checked = True
-                if status == Status.FAIL and confirmed:
-                    row.fails += 1
-                elif status == Status.WARN:
-                    row.warns += 1
-                elif status == Status.UNKNOWN:
-                    row.unknown += 1
+    if page.scanned:
+        for uid, summary in unit_summaries(session, scan, ids).items():
+            by_id[uid].summary = summary
     for rid, uid, state in session.execute(
         sa.select(AnnualReport.id, AnnualReport.unit_id, AnnualReport.state).where(
             AnnualReport.unit_id.in_(ids), AnnualReport.year == year
         )
     ):
         by_id[uid].report_state, by_id[uid].report_id = state, rid
+    # Problems first: the worst status leads, then the most findings of it, then the name.
+    page.rows.sort(key=lambda r: (rank(r.state), -r.summary.count(r.state), r.unit.name))
     return page
 
 

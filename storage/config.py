@@ -116,6 +116,18 @@ class Config:
     login_max_per_address: int = 20
     login_max_per_account: int = 30
     password_checks_max: int = 2
+    # --- what officials read (lists, e-mails, console): issue 16 -----------------------------------
+    # Zone every time is shown in (IANA name; storage/timefmt.py). Asia/Shanghai prints 北京时间.
+    timezone: str = "Asia/Shanghai"
+    # The organisation the lists and e-mails come from (their signature), e.g. "河北省机构编制网络管理中心".
+    organisation: str = "网上名称管理域名中心"
+    # Days an office has to act on a list (the deadline in its e-mail and title page; 0: no deadline).
+    rectify_days: int = 15
+    # Whom an office asks about a list: a name, a telephone, an address (the lists' 联系人 line).
+    contact_text: str = ""
+    # The console's address as offices reach it, for the evidence links of lists and e-mails
+    # (e.g. "https://wbxj.example.gov.cn"); empty: the lists cite evidence numbers without links.
+    console_url: str = ""
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:

@@ -378,7 +378,6 @@ class FindingStreak(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-
 class ConacCacheEntry(Base):
     """A CONAC resource (badge script, verification page, badge image) kept across scans and shared by
     the workers of a distributed scan (``crawler/conac_cache.py``): its body in the evidence store, the

@@ -258,5 +258,3 @@ def due_at(engine: Engine, scan_id: int, interval: timedelta) -> datetime | None
             )
         ).scalar_one_or_none()
     return first + interval if first is not None else None
-
-

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from html.parser import HTMLParser
 
 from storage.config import Config
 
@@ -74,6 +76,75 @@ def build_email(
         maintype, _, subtype = mime.partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return msg
+
+
+_BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "table", "ul", "ol", "section", "footer", "header"}
+_SKIP = {"style", "script", "head", "title"}
+
+
+class _Text(HTMLParser):
+    """HTML to readable plain text: paragraphs and rows on lines, cells separated, links spelled out."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+        self.cells = 0
+        self.in_cell = False
+        self.href: list[str] = []
+        self.link_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag in _BLOCKS:
+            self.out.append("\n")
+            self.cells = 0
+        elif tag == "br":
+            self.out.append(" " if self.in_cell else "\n")  # a row of a table stays one line
+        elif tag == "li":
+            self.out.append("\n- ")
+        elif tag == "tr":
+            self.out.append("\n")
+            self.cells = 0
+        elif tag in ("td", "th"):
+            if self.cells:
+                self.out.append(" | ")
+            self.cells += 1
+            self.in_cell = True
+        elif tag == "a":
+            self.href.append(dict(attrs).get("href") or "")
+            self.link_text.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCKS:
+            self.out.append("\n")
+        elif tag in ("td", "th"):
+            self.in_cell = False
+        elif tag == "a" and self.href:
+            href, text = self.href.pop(), self.link_text.pop()
+            if href and href != text.strip() and not href.startswith(("#", "mailto:")):
+                self.out.append(f"（{href}）")
+
+    def handle_data(self, data: str) -> None:
+        if self.skip:
+            return
+        text = re.sub(r"\s+", " ", data)
+        if self.link_text:
+            self.link_text[-1] += text
+        self.out.append(text)
+
+
+def html_to_text(html: str) -> str:
+    """The text/plain alternative of an HTML e-mail: no markup, no style sheet, links as addresses."""
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.out).split("\n")]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
 def send_email(settings: SmtpSettings, msg: EmailMessage) -> None:

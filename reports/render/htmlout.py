@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from reports.tabular import Chart, Document, Kind, Sheet, cell_text
+from reports.tabular import Chart, Column, Document, Kind, Sheet, cell_text
 
 _TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _env = Environment(
@@ -66,13 +66,20 @@ def svg_chart(sheet: Sheet, chart: Chart) -> SvgChart:
     )
 
 
+def _css_class(col: Column) -> str:
+    if col.kind in (Kind.INT, Kind.PCT):
+        return "num"
+    return "nowrap" if col.nowrap else ""
+
+
 def render_html(doc: Document) -> str:
     """The document as one self-contained HTML page (no external resources)."""
     sheets = []
     for sheet in doc.sheets:
+        classes = [_css_class(c) for c in sheet.columns]
         rows = [
             [
-                (cell_text(v, c.kind), sheet.links.get((i, j)), c.kind in (Kind.INT, Kind.PCT))
+                (cell_text(v, c.kind), sheet.links.get((i, j)), classes[j])
                 for j, (v, c) in enumerate(zip(row, sheet.columns, strict=True))
             ]
             for i, row in enumerate(sheet.rows)
@@ -81,8 +88,8 @@ def render_html(doc: Document) -> str:
             None
             if sheet.total is None
             else [
-                (cell_text(v, c.kind), None, c.kind in (Kind.INT, Kind.PCT))
-                for v, c in zip(sheet.total, sheet.columns, strict=True)
+                (cell_text(v, c.kind), None, classes[j])
+                for j, (v, c) in enumerate(zip(sheet.total, sheet.columns, strict=True))
             ]
         )
         chart = svg_chart(sheet, sheet.chart) if sheet.chart is not None and sheet.rows else None

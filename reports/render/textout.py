@@ -35,6 +35,7 @@ def _plain_sheet(sheet: Sheet, cap: int = 48) -> list[str]:
     right = [c.kind in (Kind.INT, Kind.PCT) for c in cols]
     out = [
         sheet.title,
+        *([sheet.subtitle] if sheet.subtitle else []),
         "  ".join(_pad(c.header, w, False) for c, w in zip(cols, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
@@ -72,9 +73,14 @@ def render_text(doc: Document, width: int = 160, color: bool = False) -> str:
             buf.write("\n".join(_plain_sheet(sheet)) + "\n")
         elif not sheet.rows and sheet.total is None:
             console.print(Text(sheet.title, style="bold"))
+            if sheet.subtitle:
+                console.print(Text(sheet.subtitle))
             console.print(Text(sheet.empty_text))
         else:
-            console.print(_rich_table(sheet))
+            if sheet.subtitle:
+                console.print(Text(sheet.title, style="bold"))
+                console.print(Text(sheet.subtitle))
+            console.print(_rich_table(sheet, title=not sheet.subtitle))
         for note in sheet.notes:
             console.print(Text(f"注：{note}"))
     if doc.footer:
@@ -83,8 +89,8 @@ def render_text(doc: Document, width: int = 160, color: bool = False) -> str:
     return buf.getvalue()
 
 
-def _rich_table(sheet: Sheet) -> Table:
-    table = Table(title=Text(sheet.title), show_lines=False, title_justify="left")
+def _rich_table(sheet: Sheet, title: bool = True) -> Table:
+    table = Table(title=Text(sheet.title) if title else None, show_lines=False, title_justify="left")
     for col in sheet.columns:
         numeric = col.kind in (Kind.INT, Kind.PCT)
         table.add_column(Text(col.header), justify="right" if numeric else "left", overflow="fold")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from sqlalchemy.orm import Session
 
+from checks.reasons import describe
 from reports.annual import TransitionError, derive, disagreements, next_state, transition
 from reports.annual_import import AnnualImportError, import_annual
 from reports.annual_report import annual_document, annual_listing
@@ -312,7 +313,7 @@ def test_a_unit_without_a_chinese_domain_shows_in_field_3_and_in_the_office_list
         derived = derive_domains(s, unit)
         assert s.scalars(sa.select(Domain).where(Domain.unit_id == unit.id)).one().kind == "english"
     assert derived.value == "部分无效", derived
-    assert derived.detail.startswith("中文域名：单位未注册 .政务 或 .公益 中文域名"), derived.detail
+    assert derived.detail.startswith("中文域名：" + describe("domain.no_chinese").message), derived.detail
     with Session(engine) as s:
         report = noncompliance_from_db(s, scan_id, "130600")
     county = next(o for o in report.offices if o.office_code == "130621")

@@ -91,14 +91,15 @@ def test_noncompliance_and_annual_commands(tmp_path: Path) -> None:
     wb = load_workbook(out)
     assert wb.sheetnames == ["保定市", "满城县", "易县"]
     ws = wb["保定市"]
-    assert ws["A1"].value == f"保定市网站标识及域名不合规清单（巡检 {scan}）"
-    assert ws.freeze_panes == "A3" and ws.auto_filter.ref is not None
-    assert ws["G3"].value == describe("badge.wrong_kind").message
-    headers = [c.value for c in ws[2]]
+    assert ws["A1"].value == "保定市网站标识及域名不合规清单（2026年11月2日巡检）"
+    assert f"巡检编号 {scan}" in ws["A2"].value
+    assert ws.freeze_panes == "A4" and ws.auto_filter.ref is not None
+    assert ws["G4"].value == describe("badge.wrong_kind").message
+    headers = [c.value for c in ws[3]]
     assert headers[-3:] == ["首次发现", "连续发现", "证据编号"]
-    link = ws.cell(row=3, column=len(headers))
+    link = ws.cell(row=4, column=len(headers))
     assert link.hyperlink is not None and link.hyperlink.target.startswith("http://127.0.0.1:8000/findings/")
-    assert wb["易县"]["A3"].value == "无法核实" and wb["满城县"]["A3"].value == "建议改进"
+    assert wb["易县"]["A4"].value == "无法判定" and wb["满城县"]["A4"].value == "提示"
     js = json.loads(
         runner.invoke(
             badgewatch.cli, ["report", "noncompliance", "--format", "json", "--office", "130633"], env=env

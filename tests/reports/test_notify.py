@@ -100,16 +100,17 @@ def test_notify_sends_each_message_once(db: str, tmp_path: Path) -> None:
         "unit130633@unit.test",
     }
     city = by_rcpt["city@office.test"]
-    assert city["Subject"].startswith("【网标巡检】保定市网站标识及域名不合规清单（巡检2）")
+    assert city["Subject"].startswith("【网标巡检】保定市网站标识及域名不合规清单（2026年11月2日，巡检2）")
     assert "不合规1项" in city["Subject"]
     [att] = list(city.iter_attachments())
-    assert att.get_filename() == "不合规清单_保定市_巡检2.xlsx"
+    assert att.get_filename() == "不合规清单_保定市_2026年11月2日.xlsx"
     wb = load_workbook(io.BytesIO(att.get_content()))
     assert wb.sheetnames == ["保定市"]
     ws = wb["保定市"]
-    header = [c.value for c in ws[2]]
-    row = {h: c.value for h, c in zip(header, ws[3], strict=True)}
-    assert row["类别"] == "不合规" and row["变化"] == "持续" and row["单位名称"] == "单位130600"
+    assert ws["A2"].value.startswith("巡检范围：保定市；巡检时间：2026-11-02 08:00（北京时间）")
+    header = [c.value for c in ws[3]]
+    row = {h: c.value for h, c in zip(header, ws[4], strict=True)}
+    assert row["状态"] == "不合规" and row["变化"] == "持续" and row["单位名称"] == "单位130600"
     assert (
         row["问题"] == describe("badge.missing").message
         and row["整改建议"] == describe("badge.missing").advice
@@ -117,7 +118,7 @@ def test_notify_sends_each_message_once(db: str, tmp_path: Path) -> None:
     html = city.get_body(("html",))
     assert html is not None and describe("badge.missing").message in html.get_content()
     yi = by_rcpt["yixian@office.test"]
-    assert "不合规0项" in yi["Subject"] and "无法核实1项" in yi["Subject"]
+    assert "不合规0项" in yi["Subject"] and "无法判定1项" in yi["Subject"]
     center = by_rcpt["center@test.example"]
     [catt] = list(center.iter_attachments())
     assert load_workbook(io.BytesIO(catt.get_content())).sheetnames == ["保定市", "满城县", "易县"]
@@ -270,7 +271,7 @@ def test_notify_after_a_scan_of_one_office_mails_only_that_office(db: str, tmp_p
     by_rcpt = {r.rcpt_tos[0]: r.message for r in handler.received}
     # 保定市 and 易县 were not visited by this scan: no list for them (a clean one would be false).
     assert set(by_rcpt) == {"mancheng@office.test", "center@test.example", "unit130633@unit.test"}
-    assert f"巡检{sid}" in by_rcpt["mancheng@office.test"]["Subject"]
+    assert f"巡检编号 {sid}" in by_rcpt["mancheng@office.test"].get_body(("plain",)).get_content()
     assert "不合规1项" in by_rcpt["mancheng@office.test"]["Subject"]
     [att] = list(by_rcpt["center@test.example"].iter_attachments())
     assert load_workbook(io.BytesIO(att.get_content())).sheetnames == ["满城县"]
