@@ -38,9 +38,11 @@ from review.evidence import (
     STATUS_LABELS,
     decoded_body,
     group_by_capture,
+    image_type,
     pretty_json,
     reason_message,
     report_findings,
+    shot_key,
     shown_record,
 )
 from review.overview import coverage_tables, office_page, trend, unit_findings, unit_office_code
@@ -371,17 +373,22 @@ def capture_page(request: Request, capture_id: int, ws: WS, session: DB, rendere
 
 
 @router.get("/captures/{capture_id}/screenshot.png")
-def capture_screenshot(request: Request, capture_id: int, ws: WS, session: DB) -> Response:
+def capture_screenshot(
+    request: Request, capture_id: int, ws: WS, session: DB, part: Annotated[str, Query(max_length=12)] = ""
+) -> Response:
+    """The render tier's screenshot, or (``part``: full, crop-N, badge) a marked screenshot's piece."""
     cap = _capture_in_scope(session, ws, capture_id)
-    if not cap.screenshot_blob:
+    key = shot_key(cap, part)
+    if not key:
         raise Forbidden("这次访问没有截图", 404)
     try:
-        data = console_of(request).store.get(cap.screenshot_blob)
+        data = console_of(request).store.get(key)
     except BlobNotFoundError:
         raise Forbidden("截图已按保存期限清理", 404) from None
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    kind = image_type(data)
+    if kind is None or (kind != "image/png" and part != "badge"):
         raise Forbidden("截图不是 PNG 图片", 404)
-    return Response(data, media_type="image/png")
+    return Response(data, media_type=kind)
 
 
 # --- accounts (admin) -------------------------------------------------------------------------------

@@ -102,6 +102,13 @@ class Config:
     sms_template: str = "【网标巡检】{unit}：{message}"
     center_email: str = ""
     secret_key: str = ""
+    # --- the console's face and evidence screenshots (issue 16 items 2 and 8) ---
+    # The organisation running the console, shown on the login page and in every page's header.
+    organisation_name: str = "网上名称管理 · 域名中心"
+    # Marked screenshots of confirmed page-check failures (crawler/screenshots.py): at most this many
+    # captures per run (0: none), and how often one whose page would not render is tried again.
+    screenshot_limit: int = 500
+    screenshot_attempts: int = 2
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:

@@ -1,0 +1,252 @@
+"""Marked screenshots for confirmed page-check failures: the evidence of record an official can judge.
+
+A confirmed failure of a page check (badge, ICP, 公安, 标识码) is shown to offices and reviewers, who
+must see what a visitor sees: the page rendered in Chromium (scripts run, so the badge the CONAC script
+writes is there), the element the check is about outlined in red — or the footer, where a missing
+badge or number should be — with a crop of that place beside the full page, and the CONAC image the
+badge script showed (red/blue, or the error image), kept as it was served.
+
+The home page is the capture's own bytes and the sub-resources the capture kept (the badge script, the
+verification page) come from the evidence store, so the screenshot shows what the verdict read; the
+rest (images, styles) is fetched through the scan's resolver and address guard
+(:class:`crawler.inspect.AiohttpFetcher`). The blobs are recorded in ``Capture.shots`` (kept and pruned
+with the capture). A capture whose page will not render is tried ``screenshot_attempts`` times, then
+recorded with the reason, in Chinese.
+
+Run after the confirmation stage (``scheduler.py``) and by the demo: :func:`shoot_confirmed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from checks.page import Page
+from crawler.context import build_context
+from crawler.inspect import AiohttpFetcher
+from crawler.render import MarkTarget, Renderer, Shot
+from storage.config import Config
+from storage.evidence import BlobNotFoundError, EvidenceStore
+from storage.models import Capture, Finding, Website
+
+log = logging.getLogger(__name__)
+
+#: The checks read from the page itself: their failures get a marked screenshot.
+PAGE_CHECKS = ("badge", "icp", "police", "site_code")
+
+#: Where each check's element is looked for in the rendered page. The badge: the span the CONAC script
+#: fills, its image, or a link to the verification page; the numbers: the element showing them.
+BADGE_SELECTORS = (
+    "#imgConac",
+    "#_ideConac img",
+    "._ideConac img",
+    "a[href*='bszs.conac.cn'] img",
+    "img[src*='conac.cn']",
+    "#_ideConac",
+    "a[href*='bszs.conac.cn']",
+)
+LABELS = {
+    "badge": ("问题所在：网站标识", "网站标识应显示在此处（页面底部），未显示"),
+    "icp": ("问题所在：ICP备案号", "ICP备案号应显示在此处（页面底部），未找到"),
+    "police": ("问题所在：公安机关备案号", "公安机关备案号应显示在此处（页面底部），未找到"),
+    "site_code": ("问题所在：政府网站标识码", "政府网站标识码应显示在此处（页面底部），未找到"),
+}
+HINTS = {
+    "icp": ("ICP备", "ICP证"),
+    "police": ("公网安备", "公安备案", "公安机关备案"),
+    "site_code": ("标识码",),
+}
+
+
+@dataclass
+class ShotSummary:
+    """What one pass did: captures that needed a screenshot, how many were taken, failed, left."""
+
+    pending: int = 0
+    taken: int = 0
+    failed: int = 0
+    left: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "taken": self.taken,
+            "failed": self.failed,
+            "left": self.left,
+            "errors": self.errors[:20],
+        }
+
+
+def target_for(finding: Finding, website: Website | None) -> MarkTarget:
+    """What to outline for a failing ``finding``: its element, found by selector or by the text the
+    check read (the number shown, the registered one, the label words)."""
+    label, absent = LABELS[finding.check]
+    if finding.check == "badge":
+        return MarkTarget("badge", label, absent, selectors=BADGE_SELECTORS)
+    data = finding.data or {}
+    texts: list[str] = []
+    for key in ("number", "value"):
+        if isinstance(data.get(key), str) and data[key]:
+            texts.append(data[key])
+    for ev in finding.evidence or []:
+        excerpt = str(ev.get("excerpt") or "") if isinstance(ev, dict) else ""
+        if ev.get("source") == "home" and 0 < len(excerpt) <= 80 and "<" not in excerpt:
+            texts.append(excerpt)
+    if website is not None:
+        registered = {"icp": website.icp, "police": website.police_record, "site_code": website.site_code}
+        if registered.get(finding.check):
+            texts.append(registered[finding.check])
+    texts.extend(HINTS.get(finding.check, ()))
+    return MarkTarget(finding.check, label, absent, texts=tuple(dict.fromkeys(texts)))
+
+
+def pending(db: Engine, scan_id: int | None, attempts: int) -> dict[int, list[int]]:
+    """Captures behind confirmed page-check failures (of ``scan_id``, or of every scan) that have no
+    marked screenshot yet and were tried fewer than ``attempts`` times: capture id -> finding ids."""
+    query = (
+        sa.select(Finding.capture_id, Finding.id, Capture.shots)
+        .join(Capture, Capture.id == Finding.capture_id)
+        .where(
+            Finding.status == "fail",
+            Finding.confirmed.is_(True),
+            Finding.check.in_(PAGE_CHECKS),
+        )
+    )
+    if scan_id is not None:
+        query = query.where(Finding.scan_id == scan_id)
+    out: dict[int, list[int]] = {}
+    with db.connect() as conn:
+        for cap_id, finding_id, shots in conn.execute(query.order_by(Finding.capture_id, Finding.id)):
+            shots = shots or {}
+            if shots.get("full") or int(shots.get("attempts") or 0) >= attempts:
+                continue
+            out.setdefault(int(cap_id), []).append(int(finding_id))
+    return out
+
+
+def _page_of(cap: Capture, store: EvidenceStore) -> tuple[Page, dict[str, tuple[str, bytes]]]:
+    """The capture's home page (its own bytes and headers) and the sub-resources it kept."""
+    meta: dict[str, Any] = {}
+    if cap.headers_blob:
+        raw = store.get_json(cap.headers_blob)
+        meta = raw if isinstance(raw, dict) else {}
+    body = store.get(cap.body_blob)
+    headers = meta.get("headers") if isinstance(meta.get("headers"), dict) else {}
+    page = Page(url=cap.final_url or cap.url, body=body, headers=headers or {}, status=cap.status or 200)
+    kept: dict[str, tuple[str, bytes]] = {}
+    for url, rec in (cap.subresources or {}).items():
+        if isinstance(rec, dict) and rec.get("blob") and str(url).startswith(("http://", "https://")):
+            try:
+                kept[str(url)] = (str(rec.get("content_type") or ""), store.get(str(rec["blob"])))
+            except BlobNotFoundError:
+                continue
+    return page, kept
+
+
+def _record(shot: Shot, store: EvidenceStore, findings: list[Finding], attempts: int) -> dict[str, Any]:
+    crops = []
+    for mark, png in shot.crops:
+        crops.append(
+            {
+                "checks": mark.key.split(","),
+                "blob": store.put(png),
+                "found": mark.found,
+                "caption": mark.caption,
+                "box": list(mark.box),
+            }
+        )
+    out: dict[str, Any] = {
+        "full": store.put(shot.full),
+        "crops": crops,
+        "finding_ids": [f.id for f in findings],
+        "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "attempts": attempts,
+    }
+    if shot.badge_image is not None:
+        url, ctype, body = shot.badge_image
+        out["badge_image"] = {"url": url, "content_type": ctype, "blob": store.put(body)}
+    return out
+
+
+async def _shoot_all(
+    db: Engine, store: EvidenceStore, config: Config, todo: dict[int, list[int]], summary: ShotSummary
+) -> None:
+    ctx = build_context(config)
+    fetcher = AiohttpFetcher(ctx)
+    renderer = Renderer(ctx, fetcher)
+    try:
+        for cap_id, finding_ids in todo.items():
+            with Session(db, expire_on_commit=False) as s:
+                cap = s.get(Capture, cap_id)
+                if cap is None:
+                    continue
+                findings = list(s.scalars(sa.select(Finding).where(Finding.id.in_(finding_ids))))
+                site = s.get(Website, cap.website_id) if cap.website_id is not None else None
+                tries = int((cap.shots or {}).get("attempts") or 0) + 1
+                targets = [target_for(f, site) for f in findings if f.check in LABELS]
+                try:
+                    if not cap.body_blob:
+                        raise _NoPage("这次访问没有取得页面内容，无法截图")
+                    page, kept = _page_of(cap, store)
+                    shot = await renderer.shoot(page.url, page, targets, kept)
+                    cap.shots = _record(shot, store, findings, tries)
+                    summary.taken += 1
+                except BlobNotFoundError:
+                    cap.shots = _failed("页面内容已按保存期限清理，无法截图", tries)
+                    summary.failed += 1
+                except _NoPage as exc:
+                    cap.shots = _failed(str(exc), tries)
+                    summary.failed += 1
+                except Exception as exc:  # one page must not stop the others; the log says why
+                    log.warning("screenshot of capture %s (%s) failed: %r", cap_id, cap.url, exc)
+                    summary.errors.append(f"capture {cap_id}: {type(exc).__name__}: {exc}"[:300])
+                    cap.shots = _failed("截图时网页未能在浏览器中打开，将在下次巡检后再试", tries)
+                    summary.failed += 1
+                s.commit()
+    finally:
+        await renderer.aclose()
+        await fetcher.close()
+
+
+class _NoPage(Exception):
+    """A capture with nothing to render (the message is for users)."""
+
+
+def _failed(why: str, attempts: int) -> dict[str, Any]:
+    return {
+        "error": why,
+        "attempts": attempts,
+        "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def shoot_confirmed(
+    db: Engine, config: Config, scan_id: int | None = None, store: EvidenceStore | None = None
+) -> ShotSummary:
+    """Take the marked screenshots still missing for the confirmed page-check failures of ``scan_id``
+    (every scan when None), at most ``config.screenshot_limit`` captures per call."""
+    summary = ShotSummary()
+    todo = pending(db, scan_id, max(1, config.screenshot_attempts))
+    summary.pending = len(todo)
+    limit = max(0, config.screenshot_limit)
+    chosen = dict(list(todo.items())[:limit])
+    summary.left = len(todo) - len(chosen)
+    if not chosen:
+        return summary
+    if not Path(config.chromium_path).is_file():
+        log.warning("no screenshots: Chromium not found at %s", config.chromium_path)
+        summary.left = len(todo)
+        summary.errors.append(f"chromium not found: {config.chromium_path}")
+        return summary
+    store = store or EvidenceStore(config.evidence_dir)
+    asyncio.run(_shoot_all(db, store, config, chosen, summary))
+    return summary
