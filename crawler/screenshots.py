@@ -34,6 +34,7 @@ from crawler.context import build_context
 from crawler.inspect import AiohttpFetcher
 from crawler.render import MarkTarget, Renderer, Shot
 from storage.config import Config
+from storage.db import make_engine
 from storage.evidence import BlobNotFoundError, EvidenceStore
 from storage.models import Capture, Finding, Website
 
@@ -75,6 +76,17 @@ class ShotSummary:
     failed: int = 0
     left: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for a terminal, in Chinese."""
+        if not self.pending:
+            return "没有需要截图的已确认问题"
+        text = f"已为 {self.taken} 次访问的已确认问题截图（标出问题位置）"
+        if self.failed:
+            text += f"，{self.failed} 次未能截图（原因已记录）"
+        if self.left:
+            text += f"，{self.left} 次留待下次"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,6 +239,15 @@ def _failed(why: str, attempts: int) -> dict[str, Any]:
         "attempts": attempts,
         "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def shoot_scan(config: Config, scan_id: int | None = None) -> ShotSummary:
+    """:func:`shoot_confirmed` on ``config``'s database (the demo's and the scheduler's entry)."""
+    db = make_engine(config.database_url)
+    try:
+        return shoot_confirmed(db, config, scan_id)
+    finally:
+        db.dispose()
 
 
 def shoot_confirmed(
