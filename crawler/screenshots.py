@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,5 +270,14 @@ def shoot_confirmed(
         summary.errors.append(f"chromium not found: {config.chromium_path}")
         return summary
     store = store or EvidenceStore(config.evidence_dir)
-    asyncio.run(_shoot_all(db, store, config, chosen, summary))
+    work = _shoot_all(db, store, config, chosen, summary)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(work)
+    else:
+        # Called where an event loop runs already (an async caller, Playwright's sync API): the browser
+        # work gets a thread and a loop of its own.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, work).result()
     return summary
