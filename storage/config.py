@@ -104,7 +104,7 @@ class Config:
     secret_key: str = ""
     # --- the console's face and evidence screenshots (issue 16 items 2 and 8) ---
     # The organisation running the console, shown on the login page and in every page's header.
-    organisation_name: str = "网上名称管理 · 域名中心"
+    organisation_name: str = "政务和公益机构域名注册管理中心"
     # Marked screenshots of confirmed page-check failures (crawler/screenshots.py): at most this many
     # captures per run (0: none), and how often one whose page would not render is tried again.
     screenshot_limit: int = 500
