@@ -116,8 +116,9 @@ class Renderer:
             if not target.startswith(("http://", "https://")):
                 await route.continue_()
                 return
-            if kept is not None and _kept_key(target, kept) is not None:
-                ctype, body = kept[_kept_key(target, kept) or ""]
+            key = _kept_key(target, kept) if kept is not None else None
+            if kept is not None and key is not None:
+                ctype, body = kept[key]
                 await route.fulfill(status=200, headers={"content-type": ctype}, body=body)
                 return
             resp = await self.fetcher.get(target, maxsize=SUB_MAX_BYTES, priority=2)
@@ -182,10 +183,11 @@ class Renderer:
                     crops.append(bytes(await tab.screenshot(type="png", full_page=True, clip=m.crop)))
                 image = None
                 badge_src = next((m.image_url for m in marks if m.image_url), "")
-                if badge_src and badge_src in seen:
+                kept_src = _kept_key(badge_src, kept) if badge_src and kept is not None else None
+                if badge_src in seen:
                     image = (badge_src, *seen[badge_src])
-                elif badge_src and kept is not None and _kept_key(badge_src, kept) is not None:
-                    image = (badge_src, *kept[_kept_key(badge_src, kept) or ""])
+                elif kept is not None and kept_src is not None:
+                    image = (badge_src, *kept[kept_src])
                 self.rendered += 1
                 return Shot(full, list(zip(marks, crops, strict=True)), image)
             finally:

@@ -197,37 +197,56 @@ async def _shoot_all(
     fetcher = AiohttpFetcher(ctx)
     renderer = Renderer(ctx, fetcher)
     try:
-        for cap_id, finding_ids in todo.items():
-            with Session(db, expire_on_commit=False) as s:
-                cap = s.get(Capture, cap_id)
-                if cap is None:
-                    continue
-                findings = list(s.scalars(sa.select(Finding).where(Finding.id.in_(finding_ids))))
-                site = s.get(Website, cap.website_id) if cap.website_id is not None else None
-                tries = int((cap.shots or {}).get("attempts") or 0) + 1
-                targets = [target_for(f, site) for f in findings if f.check in LABELS]
-                try:
-                    if not cap.body_blob:
-                        raise _NoPage("这次访问没有取得页面内容，无法截图")
-                    page, kept = _page_of(cap, store)
-                    shot = await renderer.shoot(page.url, page, targets, kept)
-                    cap.shots = _record(shot, store, findings, tries)
-                    summary.taken += 1
-                except BlobNotFoundError:
-                    cap.shots = _failed("页面内容已按保存期限清理，无法截图", tries)
-                    summary.failed += 1
-                except _NoPage as exc:
-                    cap.shots = _failed(str(exc), tries)
-                    summary.failed += 1
-                except Exception as exc:  # one page must not stop the others; the log says why
-                    log.warning("screenshot of capture %s (%s) failed: %r", cap_id, cap.url, exc)
-                    summary.errors.append(f"capture {cap_id}: {type(exc).__name__}: {exc}"[:300])
-                    cap.shots = _failed("截图时网页未能在浏览器中打开，将在下次巡检后再试", tries)
-                    summary.failed += 1
-                s.commit()
+        # The renderer lets two pages render at once; the rest wait for a tab.
+        await asyncio.gather(
+            *(_shoot_one(db, store, renderer, cap_id, ids, summary) for cap_id, ids in todo.items())
+        )
     finally:
         await renderer.aclose()
         await fetcher.close()
+
+
+async def _shoot_one(
+    db: Engine,
+    store: EvidenceStore,
+    renderer: Renderer,
+    cap_id: int,
+    finding_ids: list[int],
+    summary: ShotSummary,
+) -> None:
+    """Render, mark and store one capture's screenshots (or why there are none) in ``Capture.shots``.
+
+    No database transaction stays open while the browser works: other captures are written meanwhile
+    (SQLite lets one writer in at a time)."""
+    with Session(db, expire_on_commit=False) as s:
+        cap = s.get(Capture, cap_id)
+        if cap is None:
+            return
+        findings = list(s.scalars(sa.select(Finding).where(Finding.id.in_(finding_ids))))
+        site = s.get(Website, cap.website_id) if cap.website_id is not None else None
+        s.expunge_all()
+    tries = int((cap.shots or {}).get("attempts") or 0) + 1
+    targets = [target_for(f, site) for f in findings if f.check in LABELS]
+    try:
+        if not cap.body_blob:
+            raise _NoPage("这次访问没有取得页面内容，无法截图")
+        page, kept = _page_of(cap, store)
+        shot = await renderer.shoot(page.url, page, targets, kept)
+        shots = _record(shot, store, findings, tries)
+        summary.taken += 1
+    except BlobNotFoundError:
+        shots = _failed("页面内容已按保存期限清理，无法截图", tries)
+        summary.failed += 1
+    except _NoPage as exc:
+        shots = _failed(str(exc), tries)
+        summary.failed += 1
+    except Exception as exc:  # one page must not stop the others; the log says why
+        log.warning("screenshot of capture %s (%s) failed: %r", cap_id, cap.url, exc)
+        summary.errors.append(f"capture {cap_id}: {type(exc).__name__}: {exc}"[:300])
+        shots = _failed("截图时网页未能在浏览器中打开，将在下次截图任务中再试", tries)
+        summary.failed += 1
+    with db.begin() as conn:
+        conn.execute(sa.update(Capture).where(Capture.id == cap_id).values(shots=shots))
 
 
 class _NoPage(Exception):

@@ -84,10 +84,11 @@ _TECHNICAL = re.compile(
 
 
 def reason_message(code: str) -> str:
+    """The reason in words; a code the catalogue no longer knows is not shown as such."""
     try:
         return describe(code).message
     except UnknownReasonError:
-        return code
+        return "巡检结论（该结论的说明已不在当前版本中，请联系技术人员）"
 
 
 def explain_error(text: str) -> str:
