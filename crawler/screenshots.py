@@ -55,12 +55,19 @@ BADGE_SELECTORS = (
     "#_ideConac",
     "a[href*='bszs.conac.cn']",
 )
-LABELS = {
-    "badge": ("问题所在：网站标识", "网站标识应显示在此处（页面底部），未显示"),
-    "icp": ("问题所在：ICP备案号", "ICP备案号应显示在此处（页面底部），未找到"),
-    "police": ("问题所在：公安机关备案号", "公安机关备案号应显示在此处（页面底部），未找到"),
-    "site_code": ("问题所在：政府网站标识码", "政府网站标识码应显示在此处（页面底部），未找到"),
-}
+LABELS = {"badge": "网站标识", "icp": "ICP备案号", "police": "公安机关备案号", "site_code": "政府网站标识码"}
+#: Failures that say the thing is not shown at all: the footer, where it belongs, is marked as its place.
+#: For the others the thing is there; if the browser cannot locate it, the caption says only that.
+ABSENT = frozenset(
+    {
+        "badge.missing",
+        "badge.never_renders",
+        "badge.mixed_content",
+        "icp.missing",
+        "police.missing",
+        "site_code.missing",
+    }
+)
 HINTS = {
     "icp": ("ICP备", "ICP证"),
     "police": ("公网安备", "公安备案", "公安机关备案"),
@@ -102,7 +109,12 @@ class ShotSummary:
 def target_for(finding: Finding, website: Website | None) -> MarkTarget:
     """What to outline for a failing ``finding``: its element, found by selector or by the text the
     check read (the number shown, the registered one, the label words)."""
-    label, absent = LABELS[finding.check]
+    name = LABELS[finding.check]
+    label = f"问题所在：{name}"
+    if finding.reason in ABSENT:
+        absent = f"{name}应显示在此处（页面底部），未显示"
+    else:
+        absent = f"未能在页面上定位{name}，标出的是页面底部"
     if finding.check == "badge":
         return MarkTarget("badge", label, absent, selectors=BADGE_SELECTORS)
     data = finding.data or {}

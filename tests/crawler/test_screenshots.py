@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from crawler.screenshots import PAGE_CHECKS, pending, shoot_confirmed
+from crawler.screenshots import PAGE_CHECKS, pending, shoot_confirmed, target_for
 from simnet.pngs import badge_png
 from storage.config import Config
 from storage.db import make_engine
 from storage.evidence import EvidenceStore, prune_captures, shot_blobs
-from storage.models import Capture, Finding
+from storage.models import Capture, Finding, Website
 from tests.crawler.scanning import Workspace, workspace
 
 pytestmark = [
@@ -202,3 +202,15 @@ def test_unrenderable_capture_is_recorded_not_retried_forever(simnet: Any, tmp_p
     engine.dispose()
     assert shots["attempts"] == cfg.screenshot_attempts and "full" not in shots
     assert "无法截图" in shots["error"]
+
+
+def test_captions_never_call_absent_what_is_there() -> None:
+    """The footer is marked as "should be here, not shown" only for failures that say so; a badge of the
+    wrong kind that the browser could not locate is not described as missing."""
+    wrong = target_for(Finding(check="badge", reason="badge.wrong_kind", data={}, evidence=[]), None)
+    assert "未显示" not in wrong.absent and "定位" in wrong.absent
+    missing = target_for(Finding(check="icp", reason="icp.missing", data={}, evidence=[]), None)
+    assert "未显示" in missing.absent
+    # A number is looked for as shown, then as registered, then by its label.
+    mismatch = Finding(check="icp", reason="icp.number_mismatch", data={"number": "冀ICP备1号"}, evidence=[])
+    assert target_for(mismatch, Website(icp="冀ICP备2号")).texts[:3] == ("冀ICP备1号", "冀ICP备2号", "ICP备")
