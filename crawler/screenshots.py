@@ -18,6 +18,7 @@ Run after the confirmation stage (``scheduler.py``) and by the demo: :func:`shoo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import logging
@@ -312,3 +313,19 @@ def shoot_confirmed(
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, work).result()
     return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m crawler.screenshots [--config FILE] [--scan ID]``: take the missing screenshots after a
+    scan run by hand (the nightly chain and the demo take them by themselves)."""
+    parser = argparse.ArgumentParser(description="为已确认的网页问题截图（标出问题位置）")
+    parser.add_argument("--config", default=None, help="配置文件（默认 ./badgewatch.toml）")
+    parser.add_argument("--scan", type=int, default=None, help="只处理该巡检（默认：所有巡检）")
+    args = parser.parse_args(argv)
+    summary = shoot_scan(Config.load(args.config), args.scan)
+    print(summary.describe())
+    return 1 if summary.failed and not summary.taken else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
