@@ -304,7 +304,7 @@ def test_center_reviewer_walk(browser: Any, demo: Demo, artifacts_dir: Path) -> 
     assert not walk.violations, walk.report()
 
 
-def test_evidence_reads_plainly_when_unfolded(browser: Any, demo: Demo) -> None:
+def test_evidence_reads_plainly_when_unfolded(browser: Any, demo: Demo, artifacts_dir: Path) -> None:
     """The evidence part of every report page, every fold opened (技术细节 too): no code, subject id, UTC
     or exception name outside the captured material itself (the page source, headers and excerpts are the
     site's bytes, shown as stored)."""
@@ -320,7 +320,10 @@ def test_evidence_reads_plainly_when_unfolded(browser: Any, demo: Demo) -> None:
             "els => els.forEach(e => { e.style.display = 'none'; })",
         )
         _check_text(path, page.inner_text("section.evidence"), walk)
-        explained += page.locator("section.evidence .visit-error").count()
+        errors = page.locator("section.evidence .visit-error").count()
+        if errors and not explained:
+            page.screenshot(path=str(artifacts_dir / "walk-evidence-unreadable.png"), full_page=True)
+        explained += errors
         walk.pages[path] = ""
     assert len(walk.pages) == len(demo.report_of_unit)
     assert explained >= 3, "no visit whose network failure had to be explained"
