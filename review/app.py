@@ -155,7 +155,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.console = console
-    console.templates.env.globals["organisation_name"] = cfg.organisation_name  # every page's header
+    console.templates.env.globals["organisation_name"] = cfg.organisation  # every page's header
 
     from review import api, web
 

@@ -103,8 +103,9 @@ class Config:
     center_email: str = ""
     secret_key: str = ""
     # --- the console's face and evidence screenshots (issue 16 items 2 and 8) ---
-    # The organisation running the console, shown on the login page and in every page's header.
-    organisation_name: str = "政务和公益机构域名注册管理中心"
+    # The organisation running the console, shown on the login page and in every page's header (the same
+    # setting signs the lists and e-mails: one name everywhere).
+    organisation: str = "网上名称管理域名中心"
     # Marked screenshots of confirmed page-check failures (crawler/screenshots.py): at most this many
     # captures per run (0: none), and how often one whose page would not render is tried again.
     screenshot_limit: int = 500
