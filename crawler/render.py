@@ -177,7 +177,7 @@ class Renderer:
                 found = await tab.evaluate(MARK_JS, [t.to_js() for t in targets])
                 marks = merge_marks([Mark.from_js(t, raw) for t, raw in zip(targets, found, strict=True)])
                 await tab.evaluate(OVERLAY_JS, [m.to_overlay() for m in marks])
-                full = bytes(await tab.screenshot(type="png", full_page=True))
+                full = bytes(await tab.screenshot(type="png", full_page=True, clip=full_clip(marks)))
                 crops: list[bytes] = []
                 for m in marks:
                     crops.append(bytes(await tab.screenshot(type="png", full_page=True, clip=m.crop)))
@@ -208,6 +208,7 @@ SHOT_WIDTH = 1280
 SHOT_IMAGE_MAX = 512 * 1024
 CROP_MARGIN = 160  # pixels of context around a marked element
 CROP_MIN_W, CROP_MIN_H = 640, 280
+SHOT_MAX_HEIGHT = 10_000  # pixels of a full-page screenshot, unless a mark lies lower
 
 
 def _kept_key(target: str, kept: Mapping[str, tuple[str, bytes]]) -> str | None:
@@ -288,6 +289,23 @@ class Shot:
     full: bytes
     crops: list[tuple[Mark, bytes]] = field(default_factory=list)
     badge_image: tuple[str, str, bytes] | None = None
+
+
+def full_clip(marks: list[Mark]) -> dict[str, float] | None:
+    """The whole page, or, for a page taller than :data:`SHOT_MAX_HEIGHT`, its top down to below the
+    lowest mark (an endless news page would make a picture no one can open)."""
+    if not marks:
+        return None
+    width, height = marks[0].page_size
+    if height <= SHOT_MAX_HEIGHT:
+        return None
+    lowest = max(m.box[1] + m.box[3] for m in marks) + CROP_MARGIN
+    return {
+        "x": 0.0,
+        "y": 0.0,
+        "width": float(width),
+        "height": float(min(height, max(SHOT_MAX_HEIGHT, lowest))),
+    }
 
 
 def merge_marks(marks: list[Mark]) -> list[Mark]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from crawler.render import CROP_MARGIN, SHOT_MAX_HEIGHT, Mark, full_clip
 from crawler.screenshots import PAGE_CHECKS, pending, shoot_confirmed, target_for
 from simnet.pngs import badge_png
 from storage.config import Config
@@ -214,3 +215,13 @@ def test_captions_never_call_absent_what_is_there() -> None:
     # A number is looked for as shown, then as registered, then by its label.
     mismatch = Finding(check="icp", reason="icp.number_mismatch", data={"number": "冀ICP备1号"}, evidence=[])
     assert target_for(mismatch, Website(icp="冀ICP备2号")).texts[:3] == ("冀ICP备1号", "冀ICP备2号", "ICP备")
+
+
+def test_tall_pages_are_cut_below_the_lowest_mark() -> None:
+    def mark(y: int, height: int) -> Mark:
+        return Mark("badge", "element", (8, y, 80, 80), "c", page_size=(1280, height))
+
+    assert full_clip([mark(500, 5000)]) is None  # a page of ordinary height is taken whole
+    assert full_clip([mark(500, 30000)]) == {"x": 0.0, "y": 0.0, "width": 1280.0, "height": SHOT_MAX_HEIGHT}
+    clip = full_clip([mark(500, 30000), mark(25000, 30000)])
+    assert clip is not None and clip["height"] == 25000 + 80 + CROP_MARGIN  # the footer's mark stays in
