@@ -135,6 +135,8 @@ def demo(
 
     from rich.console import Console
 
+    from crawler.screenshots import shoot_scan
+    from review.pageshots import write_console_screenshots
     from simnet.mailsink import MailSink
     from simnet.runtime import SimNet
     from storage.db import describe_database
@@ -214,6 +216,8 @@ def demo(
         )
         time.sleep(DEMO_INTERVAL_S)
         step("3b. 第二遍巡检：再次访问待确认的问题", "scan", "--second-pass", scan_id)
+        # Issue 16: marked screenshots of the confirmed page-check failures (crawler/screenshots.py).
+        console.print(shoot_scan(Config.load(env=env), int(scan_id)).describe())
         as_of = ["--as-of", "2015-03-31"] if sample == "baoding" else []
         step("4. 域名注册及网站标识覆盖情况（附件1）", "report", "coverage", *as_of)
         step("   同一张表：Excel 与网页", "report", "coverage", *as_of, "-o", str(out / "coverage.xlsx"))
@@ -267,6 +271,10 @@ def demo(
                 "--password-stdin",
                 stdin=a.password + "\n",
             )
+        # Issue 16: PNGs of the console's main pages (review/pageshots.py), after the accounts and the
+        # seeded reports exist, so that the review page has something to show.
+        pages = write_console_screenshots(Config.load(env=env), out / "screenshots")
+        console.print(f"审核台页面截图 {len(pages)} 张：{out / 'screenshots'}（index.html 为目录）")
         console.rule("[bold]10. 结果")
         for path in mail.received():
             console.print(f"收到邮件：{path.name}")

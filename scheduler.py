@@ -804,9 +804,12 @@ class Chain:
         apart (``storage/streaks.py``; the scan did it already, this is idempotent and covers a scan
         closed by another process)."""
         from crawler.scanrun import confirm
+        from crawler.screenshots import shoot_confirmed
 
         scan_id = self._finished_scan()
-        return confirm(self.engine, scan_id, self.cfg).to_dict()
+        out = confirm(self.engine, scan_id, self.cfg).to_dict()
+        # Issue 16: the evidence of record, marked screenshots of the confirmed page-check failures.
+        return {**out, "screenshots": shoot_confirmed(self.engine, self.cfg, scan_id).to_dict()}
 
     def stage_recheck(self) -> dict[str, Any]:
         """Re-derive the scan's findings from its stored evidence with the current rules."""

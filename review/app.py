@@ -214,6 +214,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.console = console
+    console.templates.env.globals["organisation_name"] = cfg.organisation  # every page's header
 
     from review import api, lists, web
 

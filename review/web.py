@@ -65,7 +65,7 @@ from review.decisions import (
     send_notices,
     submitted_by,
 )
-from review.evidence import STATUS_LABELS, decoded_body, pretty_json, reason_message
+from review.evidence import STATUS_LABELS, decoded_body, image_type, pretty_json, reason_message, shot_key
 from review.overview import coverage_tables, office_page, trend, unit_findings, unit_office_code
 from review.security import burn_time, hash_password, log_safe, needs_rehash, verify_password
 from storage.evidence import BlobNotFoundError
@@ -526,18 +526,21 @@ def capture_page(
 
 @router.get("/captures/{capture_id}/screenshot.png")
 def capture_screenshot(
-    request: Request, capture_id: int, ws: WS, session: DB
+    request: Request, capture_id: int, ws: WS, session: DB, part: Annotated[str, Query(max_length=12)] = ""
 ) -> Response:
+    """The render tier's screenshot, or (``part``: full, crop-N, badge) a marked screenshot's piece."""
     cap = _capture_in_scope(session, ws, capture_id)
-    if not cap.screenshot_blob:
+    key = shot_key(cap, part)
+    if not key:
         raise Forbidden("这次访问没有截图", 404)
     try:
-        data = console_of(request).store.get(cap.screenshot_blob)
+        data = console_of(request).store.get(key)
     except BlobNotFoundError:
         raise Forbidden("截图已按保存期限清理", 404) from None
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    kind = image_type(data)
+    if kind is None or (kind != "image/png" and part != "badge"):
         raise Forbidden("截图不是 PNG 图片", 404)
-    return Response(data, media_type="image/png")
+    return Response(data, media_type=kind)
 
 
 # --- accounts (admin) -------------------------------------------------------------------------------

@@ -128,6 +128,10 @@ class Config:
     # The console's address as offices reach it, for the evidence links of lists and e-mails
     # (e.g. "https://wbxj.example.gov.cn"); empty: the lists cite evidence numbers without links.
     console_url: str = ""
+    # Marked screenshots of confirmed page-check failures (crawler/screenshots.py): at most this many
+    # captures per run (0: none), and how often one whose page would not render is tried again.
+    screenshot_limit: int = 500
+    screenshot_attempts: int = 2
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:

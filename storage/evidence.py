@@ -145,6 +145,22 @@ class PruneSummary:
         }
 
 
+def shot_blobs(shots: Any) -> set[str]:
+    """The blob keys a capture's ``shots`` record refers to (full page, crops, CONAC image)."""
+    keys: set[str] = set()
+    if not isinstance(shots, dict):
+        return keys
+    if shots.get("full"):
+        keys.add(str(shots["full"]))
+    for crop in shots.get("crops") or []:
+        if isinstance(crop, dict) and crop.get("blob"):
+            keys.add(str(crop["blob"]))
+    image = shots.get("badge_image")
+    if isinstance(image, dict) and image.get("blob"):
+        keys.add(str(image["blob"]))
+    return keys
+
+
 def _report_finding_ids(raw: Any) -> set[int]:
     ids: set[int] = set()
     if isinstance(raw, dict):
@@ -219,13 +235,15 @@ def prune_captures(engine: Any, store: EvidenceStore, retention_days: int, now: 
                 Capture.rendered_blob,
                 Capture.screenshot_blob,
                 Capture.subresources,
+                Capture.shots,
             )
         )
-        for body, headers, rendered, shot, subs in rows:
+        for body, headers, rendered, shot, subs, shots in rows:
             live.update(k for k in (body, headers, rendered, shot) if k)
             for rec in (subs or {}).values():
                 if isinstance(rec, dict) and rec.get("blob"):
                     live.add(str(rec["blob"]))
+            live.update(shot_blobs(shots))
         live.update(k for k in conn.execute(sa.select(Notification.attachment_blob)).scalars() if k)
         # The CONAC cache's bodies (crawler/conac_cache.py) are reused by the next scans.
         live.update(k for k in conn.execute(sa.select(ConacCacheEntry.body_blob)).scalars() if k)

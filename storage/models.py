@@ -309,6 +309,9 @@ class Capture(Base):
     rendered_blob: Mapped[str] = mapped_column(sa.String(80), default="")
     screenshot_blob: Mapped[str] = mapped_column(sa.String(80), default="")
     subresources: Mapped[dict[str, Any]] = mapped_column(default=dict)  # url -> blob key
+    # The marked screenshots of a confirmed page-check failure (crawler/screenshots.py): blob keys of the
+    # full page and the crops, the marked boxes, the CONAC image the badge script showed, or why none.
+    shots: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     scan: Mapped[Scan] = relationship(back_populates="captures")
 

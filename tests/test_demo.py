@@ -205,3 +205,23 @@ def test_demo_runs_the_whole_job_on_the_catalogue(tmp_path: Path) -> None:
         console.terminate()
         console.wait(timeout=30)
     assert not (tmp_path / "badgewatch.db").exists()  # no stray database in the working directory
+
+    # Every confirmed failure of a page check has its marked screenshot, and the console's main pages are
+    # saved as PNGs for anyone to look at without a server (issue 16).
+    engine = make_engine(f"sqlite:///{out / 'badgewatch.db'}")
+    try:
+        with engine.connect() as conn:
+            shots = conn.execute(
+                sa.text(
+                    "SELECT capture.shots FROM finding JOIN capture ON capture.id = finding.capture_id "
+                    "WHERE finding.status = 'fail' AND finding.confirmed "
+                    "AND finding.\"check\" IN ('badge', 'icp', 'police', 'site_code')"
+                )
+            ).scalars().all()
+    finally:
+        engine.dispose()
+    assert shots, "the demo confirmed no page-check failure"
+    assert all(json.loads(s).get("full") for s in shots)
+    pages = sorted(p.name for p in (out / "screenshots").glob("*.png"))
+    assert pages[:2] == ["01-login.png", "02-overview.png"] and len(pages) >= 4, pages
+    assert all((out / "screenshots" / p).read_bytes().startswith(b"\x89PNG") for p in pages)

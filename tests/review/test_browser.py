@@ -58,6 +58,14 @@ def _login(browser: object, served: Served, name: str) -> object:
     return page
 
 
+def _unfold(page: object, cap_id: int) -> None:
+    """Open the folds (技术细节) around a visit's technical record, by clicking as a reviewer does."""
+    outer = page.locator(f"#passing-captures:has(#capture-{cap_id}) > summary")  # type: ignore[attr-defined]
+    if outer.count():
+        outer.click()
+    page.click(f"#tech-{cap_id} > summary")  # type: ignore[attr-defined]
+
+
 def _state(served: Served, report_id: int) -> str:
     with served.world.session() as s:
         r = s.get(AnnualReport, report_id)
@@ -82,7 +90,9 @@ def test_office_reviewer_sees_evidence_and_rejects(
     assert "differs" in (page.get_attribute("#field-5", "class") or "")
     assert "否" in page.inner_text("#field-5") and "是" in page.inner_text("#field-5")
     assert "字段5" in page.inner_text("#disagreements")
-    # Evidence: the badge snippet and the ICP line are marked in the captured source, as stored.
+    # Evidence: the badge snippet and the ICP line are marked in the captured source, as stored (in the
+    # visit's technical record, folded: opened as a reviewer opens it).
+    _unfold(page, cap_id)
     source = page.locator(f"#source-{cap_id}")
     assert "CA051060001414687610001" in source.locator("mark.hl-badge").first.inner_text()
     assert source.locator("mark.hl-icp").first.inner_text() == "冀ICP备12345671号-1"
