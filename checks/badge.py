@@ -1140,7 +1140,7 @@ def _displayed(
             isig = image_signature(data)
             if isig is not None and isig.kind is not None:
                 note = (
-                    f"{isig.width}×{isig.height} PNG，"
+                    f"{isig.width}×{isig.height} {isig.format}，"
                     f"红色占比 {isig.red_share:.0%}，蓝色占比 {isig.blue_share:.0%}"
                 )
                 ev = Evidence(f"image:{mark.img_url}", note)
