@@ -33,14 +33,16 @@ from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
+from checks.analysis import Analysis
 from checks.badge_image import image_signature
 from checks.badge_js import inserted_markup
 from checks.expected import Expected, UnitKind
 from checks.landing import find_includes
 from checks.numbers import BADGE_CODE_PATTERN
 from checks.page import Document, Need, NeedKind, Page, parse_html
+from checks.reading.lines import LineIndex
+from checks.reading.scripts import opaque_scripts
 from checks.rules import DEFAULT_RULES, Rules
-from checks.text import line_index, opaque_scripts
 from checks.verdict import Evidence, Status, Verdict
 
 RED = UnitKind.PARTY_GOV.value  # 党政机关: red badge
@@ -308,7 +310,9 @@ _MAX_NEAR = 64
 _LONG_LINE = 20_000
 
 
-def _links_near(root: etree._Element, text: str, hosts: tuple[str, ...]) -> list[etree._Element] | None:
+def _links_near(
+    root: etree._Element, text: str, hosts: tuple[str, ...], lines: LineIndex | None = None
+) -> list[etree._Element] | None:
     """The ``<a>``/``<area>`` elements whose start tag may hold one of ``hosts`` (in any letter case),
     in document order: a superset of those a walk over every link would match, found from where the
     hosts occur in the source instead of by that walk (hundreds of links on a news page). None when
@@ -335,7 +339,7 @@ def _links_near(root: etree._Element, text: str, hosts: tuple[str, ...]) -> list
         return []
     if len(positions) > _MAX_NEAR:
         return None  # junk, or a page of badges: the C-level walk is the safer bet
-    index = line_index(text)
+    index = LineIndex(text) if lines is None else lines
     found: dict[etree._Element, int] = {}
     done = 0  # every element up to this line has been read (-1: to the end)
     for at in positions:
@@ -903,12 +907,7 @@ def _bszs_site_problem(text: str, expected: Expected) -> str:
 # --- the check ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class BadgeAnalysis:
-    """The badge verdict and the sub-resources still worth fetching."""
-
-    verdict: Verdict
-    needs: list[Need]
+BadgeAnalysis = Analysis
 
 
 def _scan_page(page: Page, expected: Expected, rules: Rules) -> tuple[_Ctx, list[Need], list[str]]:
@@ -1359,3 +1358,6 @@ def check_badge(page: Page, expected: Expected, rules: Rules = DEFAULT_RULES) ->
 def badge_needs(page: Page, expected: Expected, rules: Rules = DEFAULT_RULES) -> list[Need]:
     """Sub-resources to fetch before the badge verdict can be final (empty when it is)."""
     return analyse_badge(page, expected, rules).needs
+
+
+analyse = analyse_badge

@@ -21,10 +21,11 @@ import pytest
 from lxml import etree
 
 from checks import badge as badge_mod
-from checks import text as text_mod
 from checks.expected import Expected, UnitKind
 from checks.numbers import normalise_char
 from checks.page import Document, Page, parse_html
+from checks.reading import lines as lines_mod
+from checks.reading import visible as visible_mod
 from checks.rules import DEFAULT_RULES
 from checks.suite import run_checks
 
@@ -52,12 +53,12 @@ def _fixtures() -> list[Path]:
 
 @pytest.mark.parametrize("walk", [3, 48])
 def test_line_index_answers_as_the_full_table(walk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text_mod._Lines, "_WALK", walk)
+    monkeypatch.setattr(lines_mod.LineIndex, "_WALK", walk)
     rng = random.Random(walk)
     for _ in range(1500):
         text = "".join(rng.choice("ab\n\r\u2028\x0c") for _ in range(rng.randint(0, 300)))
-        table = text_mod._compute_line_starts(text)
-        index = text_mod._Lines(text)
+        table = lines_mod.compute_line_starts(text)
+        index = lines_mod.LineIndex(text)
         for _ in range(rng.randint(1, 25)):
             op = rng.random()
             if op < 0.4 and text:
@@ -77,7 +78,7 @@ def test_line_index_answers_as_the_full_table(walk: int, monkeypatch: pytest.Mon
 
 def test_line_index_on_one_huge_line_stays_linear() -> None:
     text = "x" * 2_000_000 + "\n" + "y" * 10
-    index = text_mod._Lines(text)
+    index = lines_mod.LineIndex(text)
     # Thousands of questions on one long line: each count goes on from the previous answer.
     assert all(index.line_of(p) == 1 for p in range(0, 2_000_000, 200))
     assert index.line_of(len(text) - 1) == 2
@@ -211,10 +212,10 @@ def test_normalised_text_and_offsets_match_the_reference() -> None:
     for _ in range(5000):
         parts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(6)]
         raw = "".join(parts)
-        builder = text_mod._Builder()
+        builder = visible_mod._Builder()
         for part in parts:
             builder.emit(part, None)
-        vt = text_mod._normalise(builder, "home", raw, 0)
+        vt = visible_mod._normalise(builder, "home", raw, 0)
         want, n2r = _reference_normalise(raw)
         assert vt.text == want, raw
         # Where a character maps one to one the offsets agree (an expansion maps its pieces anywhere
