@@ -20,10 +20,10 @@ from urllib.parse import urljoin
 import pytest
 from lxml import etree
 
-from checks import badge as badge_mod
 from checks.expected import Expected, UnitKind
 from checks.numbers import normalise_char
 from checks.page import Document, Page, parse_html
+from checks.reading import badge_hosts as hosts_mod
 from checks.reading import lines as lines_mod
 from checks.reading import visible as visible_mod
 from checks.rules import DEFAULT_RULES
@@ -139,7 +139,7 @@ _LINK_PIECES = [
 
 
 def _matching(elements: list[etree._Element]) -> list[etree._Element]:
-    match = badge_mod._host_pattern(DEFAULT_RULES.conac_verify_hosts).search
+    match = hosts_mod._host_pattern(DEFAULT_RULES.conac_verify_hosts).search
     return [el for el in elements if (h := el.get("href")) and match(h)]
 
 
@@ -154,7 +154,7 @@ def test_links_near_hosts_are_the_links_a_full_walk_finds() -> None:
     compared = 0
     for text in texts:
         root = parse_html(text)
-        near = badge_mod._links_near(root, text, DEFAULT_RULES.conac_verify_hosts)
+        near = hosts_mod._links_near(root, text, DEFAULT_RULES.conac_verify_hosts)
         if near is None:
             continue
         compared += 1
@@ -167,21 +167,21 @@ def test_links_near_hosts_are_the_links_a_full_walk_finds() -> None:
 def test_links_near_hosts_leave_odd_sources_to_the_walk() -> None:
     hosts = DEFAULT_RULES.conac_verify_hosts
     entity = f'<html><body><a href="//bszs&#46;conac&#46;cn/?id={VID}">x</a></body></html>'
-    assert badge_mod._links_near(parse_html(entity), entity, hosts) is None
+    assert hosts_mod._links_near(parse_html(entity), entity, hosts) is None
     many = "<html><body>" + '<a href="//bszs.conac.cn/">x</a>\n' * 100 + "</body></html>"
-    assert badge_mod._links_near(parse_html(many), many, hosts) is None
+    assert hosts_mod._links_near(parse_html(many), many, hosts) is None
     one_line = "<html><body>" + "<p>filler</p>" * 3000 + '<a href="//bszs.conac.cn/">x</a></body></html>'
-    assert badge_mod._links_near(parse_html(one_line), one_line, hosts) is None
+    assert hosts_mod._links_near(parse_html(one_line), one_line, hosts) is None
     # A host whose tail holds a letter a case-blind pattern also matches outside ASCII ("ſ" for "s").
     text = '<a href="//a.bszs.cn/">x</a>'
-    assert badge_mod._links_near(parse_html(text), text, ("a.bszs.cn",)) is None
+    assert hosts_mod._links_near(parse_html(text), text, ("a.bszs.cn",)) is None
 
 
 def test_char_ref_scan_matches_substring_test() -> None:
     rng = random.Random(2)
     for _ in range(5000):
         text = "".join(rng.choice("&#a&b#") for _ in range(rng.randint(0, 300)))
-        assert badge_mod._has_char_ref(text) == ("&#" in text)
+        assert hosts_mod._has_char_ref(text) == ("&#" in text)
 
 
 # --- text normalisation ----------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def test_absolute_urls_are_what_urljoin_gives() -> None:
     for _ in range(50_000):
         raw = "".join(rng.choice(parts) for _ in range(rng.randint(1, 6)))
         base = rng.choice(bases)
-        cleaned = badge_mod._clean_url(raw)
+        cleaned = hosts_mod.clean_url(raw)
         want: str | None
         if (
             not cleaned
@@ -367,4 +367,4 @@ def test_absolute_urls_are_what_urljoin_gives() -> None:
                 want = urljoin(base, cleaned)
             except ValueError:
                 want = None
-        assert badge_mod._absolute(base, raw) == want, (base, raw)
+        assert hosts_mod.absolute_url(base, raw) == want, (base, raw)
