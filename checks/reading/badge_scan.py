@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -262,9 +262,11 @@ def _scan_doc(
             if not has_marker and not _ESCAPE_HINT.search(code_text):
                 continue
             # ``async`` has no effect on an inline script: only the enclosing external script counts.
-            writer = replace(
-                origin, wrapper=el if wrapper is None else wrapper, wrapper_doc=wrapper_doc or doc
-            )
+            # (Built directly, not with dataclasses.replace: this runs for most inline scripts.)
+            writer = _Origin(
+                source, True, origin.depth, el if wrapper is None else wrapper, wrapper_doc or doc,
+                wrapper_async, script_url,
+            )  # fmt: skip
             _evaluate_script(ctx, doc, code_text, writer, has_marker)
         elif tag == "a" or tag == "area":
             if _not_live(el) or id(el) in seen_links:
@@ -401,12 +403,10 @@ def _evaluate_script(ctx: _Ctx, doc: Document, code_text: str, writer: _Origin, 
     before = (len(ctx.scan.embeds), len(ctx.scan.marks))
     if out.markup.strip() and "<" in out.markup:
         sub = parse_html(out.markup)
-        inner = replace(
-            writer,
-            evaluate=True,
-            depth=writer.depth + 1,
-            wrapper_doc=writer.wrapper_doc if wrapper is not None else None,
-        )
+        inner = _Origin(
+            source, True, writer.depth + 1, wrapper, writer.wrapper_doc if wrapper is not None else None,
+            writer.wrapper_async, script_url,
+        )  # fmt: skip
         _scan_doc(ctx, doc, sub, inner, out.markup)
     produced = (len(ctx.scan.embeds), len(ctx.scan.marks)) != before
     if has_marker and not produced:
