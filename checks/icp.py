@@ -12,12 +12,11 @@ Verdict ``data``: ``number`` (canonical, or None), ``linked`` (``current`` / ``o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 from checks.analysis import Analysis
 from checks.expected import Expected
-from checks.missing import missing_verdict
+from checks.missing import NumberData, missing_verdict
 from checks.numbers import ICP_PATTERN, IcpNumber, icp_from_match, parse_icp, province_label
 from checks.page import Need, Page
 from checks.reading.sightings import NumberSightings, Sighting, needs_of, search_page, with_script_needs
@@ -26,16 +25,12 @@ from checks.rules import Rules
 from checks.verdict import Status, Verdict
 
 
-class IcpData(TypedDict):
+class IcpData(NumberData):
     """``Verdict.data`` of the icp check (its keys are the JSON keys stored with every finding)."""
 
     number: str | None
     linked: str
     href: str
-    numbers: list[str]
-    issues: list[str]
-    needs: NotRequired[list[dict[str, str]]]  # only on ``icp.unconfirmed``
-    via: NotRequired[str]  # ``static`` / ``script``, when a number was judged
 
 
 CURRENT_HOSTS = frozenset({"beian.miit.gov.cn"})

@@ -1,13 +1,23 @@
-"""The verdict of a number check whose identifier was read nowhere (shared by icp, police, site_code)."""
+"""What the number checks (icp, police, site_code) share in judging: the base of their ``Verdict.data``
+and the verdict when their identifier was read nowhere."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from checks.page import Need, NeedKind, Page
 from checks.reading.sightings import NumberSightings, needs_of
 from checks.verdict import Status, Verdict
+
+
+class NumberData(TypedDict):
+    """The ``Verdict.data`` keys every number check writes (each adds its own)."""
+
+    numbers: list[str]  # every number seen, canonical
+    issues: list[str]  # every reason that applies, worst first
+    needs: NotRequired[list[dict[str, str]]]  # only on ``*.unconfirmed``: what is still worth fetching
+    via: NotRequired[str]  # ``static`` / ``script``, when a number was judged
 
 
 def missing_verdict(check: str, page: Page, search: NumberSightings, data: Mapping[str, Any]) -> Verdict:

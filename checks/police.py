@@ -12,12 +12,11 @@ Verdict ``data``: ``number`` (canonical, or None), ``digits``, ``linked`` (``cur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
 from urllib.parse import parse_qs, urlsplit
 
 from checks.analysis import Analysis
 from checks.expected import Expected
-from checks.missing import missing_verdict
+from checks.missing import NumberData, missing_verdict
 from checks.numbers import POLICE_PATTERN, PoliceNumber, parse_police, police_from_match, province_label
 from checks.page import Need, Page
 from checks.reading.sightings import NumberSightings, Sighting, needs_of, search_page, with_script_needs
@@ -26,7 +25,7 @@ from checks.rules import Rules
 from checks.verdict import Verdict
 
 
-class PoliceData(TypedDict):
+class PoliceData(NumberData):
     """``Verdict.data`` of the police check (its keys are the JSON keys stored with every finding)."""
 
     number: str | None
@@ -34,10 +33,6 @@ class PoliceData(TypedDict):
     linked: str
     link_form: str
     href: str
-    numbers: list[str]
-    issues: list[str]
-    needs: NotRequired[list[dict[str, str]]]  # only on ``police.unconfirmed``
-    via: NotRequired[str]  # ``static`` / ``script``, when a number was judged
 
 
 PORTAL_HOSTS = frozenset({"www.beian.gov.cn", "beian.gov.cn"})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lxml import etree
@@ -232,55 +232,51 @@ def trigger_contexts(doc: Document, name: str = "home", triggers: Sequence[str] 
     return hit
 
 
+@dataclass(slots=True)
+class _Build:
+    """The contexts of one document being chosen: the blocks and their visible text."""
+
+    doc: Document
+    name: str
+    triggers: Sequence[str]
+    root: etree._Element
+    chosen: list[etree._Element] = field(default_factory=list)
+    texts: dict[etree._Element, VisibleText] = field(default_factory=dict)
+
+
 def _build_contexts(doc: Document, name: str, triggers: Sequence[str]) -> DocText:
     shown, hidden, cut = _trigger_lines(doc.text, triggers, lines_of(doc))
     if not shown and not hidden:
         return DocText(name, ())
-    root = doc.tree
-    chosen: list[etree._Element] = []
-    texts: dict[etree._Element, VisibleText] = {}
-    _add_contexts(doc, name, triggers, root, shown, chosen, texts)
-    if not chosen and hidden:
+    build = _Build(doc, name, triggers, doc.tree)
+    _add_contexts(build, shown)
+    if not build.chosen and hidden:
         # The cheap source test may be wrong (odd comment syntax): ask the tree where the words are.
-        _add_tree_contexts(doc, name, triggers, root, hidden, chosen, texts)
-    ordered = sorted(chosen, key=lambda e: e.sourceline or 0)
-    return DocText(name, tuple(texts[e] for e in ordered), cut)
+        _add_tree_contexts(build, hidden)
+    ordered = sorted(build.chosen, key=lambda e: e.sourceline or 0)
+    return DocText(name, tuple(build.texts[e] for e in ordered), cut)
 
 
-def _add_tree_contexts(
-    doc: Document,
-    name: str,
-    triggers: Sequence[str],
-    root: etree._Element,
-    lines: dict[int, set[str]],
-    chosen: list[etree._Element],
-    texts: dict[etree._Element, VisibleText],
-) -> None:
+def _add_tree_contexts(build: _Build, lines: dict[int, set[str]]) -> None:
     """Second opinion for words the source test put in comments or scripts: follow the tree's text
     (C-level ``text_content``, which has no comments) down to the element that holds them, and read
     it. A word inside a script leads to the script's block, whose visible text does not show it."""
+    root, chosen = build.root, build.chosen
     body = _body(root)
     for words in {frozenset(w) for w in lines.values()}:
         el = _block_of(_descend(root, words))
         if el is body or el is root or any(c in _ancestors_or_self(el) for c in chosen):
             continue
-        vt = visible_text(doc, el, name)
-        if _contains_any(vt.text, triggers):
+        vt = visible_text(build.doc, el, build.name)
+        if _contains_any(vt.text, build.triggers):
             chosen.append(el)
-            texts[el] = vt
+            build.texts[el] = vt
 
 
-def _add_contexts(
-    doc: Document,
-    name: str,
-    triggers: Sequence[str],
-    root: etree._Element,
-    lines: dict[int, set[str]],
-    chosen: list[etree._Element],
-    texts: dict[etree._Element, VisibleText],
-) -> None:
+def _add_contexts(build: _Build, lines: dict[int, set[str]]) -> None:
     """Add the context of each line: the smallest block around it whose visible text shows every
     trigger word of that line (words that sit in comments or scripts widen it up to the root)."""
+    doc, root, chosen, texts = build.doc, build.root, build.chosen, build.texts
     index = lines_of(doc)
     for line in sorted(lines):
         words = lines[line]
@@ -295,12 +291,12 @@ def _add_contexts(
         while True:
             parent = el.getparent()
             if parent is None or _might_hold(el, words):
-                vt = visible_text(doc, el, name)
+                vt = visible_text(doc, el, build.name)
                 if parent is None or _contains_all(vt.text, words):
                     break
             assert parent is not None
             el = parent
-        if not _contains_any(vt.text, triggers):
+        if not _contains_any(vt.text, build.triggers):
             continue
         # A wider context replaces the narrower ones it contains.
         for c in list(chosen):
