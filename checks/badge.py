@@ -39,6 +39,8 @@ from checks.verdict import Evidence, Status, Verdict
 
 
 class _BadgeFields(TypedDict, total=False):
+    """The keys a verdict sets (the others stay None: :class:`BadgeData`)."""
+
     kind: str | None
     code: str | None
     verify_id: str | None

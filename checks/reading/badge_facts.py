@@ -141,6 +141,7 @@ def read_badge(page: Page, expected: Expected, rules: Rules) -> BadgeFacts:
 
 
 def _read_signals(page: Page, expected: Expected, rules: Rules, facts: BadgeFacts) -> None:
+    """Fill the kind-signal fields of ``facts``, strongest source first (see :class:`BadgeFacts`)."""
     signals: list[KindSignal] = []
     pending: list[Need] = []
     waiting = False  # a stronger kind signal is still being fetched
