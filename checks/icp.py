@@ -1,8 +1,8 @@
 """ICP 备案号 check: the number shown on the home page, its link to MIIT, its province, the registry.
 
-Reading is tolerant (see :mod:`checks.text` and :data:`checks.numbers.ICP_PATTERN`); validation is
-strict. When several numbers appear, the one that matches the registry is judged; otherwise the first
-well-formed filing number, and every number seen is listed in the detail.
+Reading is tolerant (see :mod:`checks.reading.sightings` and :data:`checks.numbers.ICP_PATTERN`);
+validation is strict. When several numbers appear, the one that matches the registry is judged;
+otherwise the first well-formed filing number, and every number seen is listed in the detail.
 
 Verdict ``data``: ``number`` (canonical, or None), ``linked`` (``current`` / ``outdated`` / ``none``),
 ``href``, ``numbers`` (every number seen), ``issues`` (every reason that applies, worst first),
@@ -12,16 +12,26 @@ Verdict ``data``: ``number`` (canonical, or None), ``linked`` (``current`` / ``o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
+from checks.analysis import Analysis
 from checks.expected import Expected
+from checks.missing import NumberData, missing_verdict
 from checks.numbers import ICP_PATTERN, IcpNumber, icp_from_match, parse_icp, province_label
 from checks.page import Need, Page
+from checks.reading.sightings import NumberSightings, Sighting, needs_of, search_page, with_script_needs
 from checks.reasons import describe
 from checks.rules import Rules
-from checks.text import Found, missing_verdict, needs_of, search_page
 from checks.verdict import Status, Verdict
+
+
+class IcpData(NumberData):
+    """``Verdict.data`` of the icp check (its keys are the JSON keys stored with every finding)."""
+
+    number: str | None
+    linked: str
+    href: str
+
 
 CURRENT_HOSTS = frozenset({"beian.miit.gov.cn"})
 OUTDATED_HOSTS = frozenset({"www.beian.miit.gov.cn", "www.miitbeian.gov.cn", "miitbeian.gov.cn"})
@@ -56,12 +66,12 @@ _LINK_RANK = {"current": 2, "outdated": 1, "none": 0}
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     number: IcpNumber
-    found: Found
+    found: Sighting
     linked: str
     href: str
 
 
-def _candidate(f: Found) -> _Candidate:
+def _candidate(f: Sighting) -> _Candidate:
     number = icp_from_match(f.match)
     over = f.ctx.anchors_over(f.start, f.end)
     best_href, best = (over[0].href if over else ""), "none"
@@ -86,13 +96,17 @@ def _unique(cands: list[_Candidate]) -> list[_Candidate]:
     return list(best.values())
 
 
-def check_icp(page: Page, expected: Expected, rules: Rules) -> Verdict:
-    """The ``icp`` verdict for one page."""
+def analyse(page: Page, expected: Expected, rules: Rules) -> Analysis:
+    """The ``icp`` verdict for one page, and what could still settle it."""
     search = search_page(page, ICP_PATTERN)
+    return Analysis(_judge(page, expected, rules, search), with_script_needs(page, needs_of(page, search)))
+
+
+def _judge(page: Page, expected: Expected, rules: Rules, search: NumberSightings) -> Verdict:
     cands = _unique([_candidate(f) for f in search.found])
     registry = parse_icp(expected.icp) if expected.icp.strip() else None
     seen = [c.number.canonical() for c in cands]
-    base: dict[str, Any] = {"number": None, "linked": "none", "href": "", "numbers": seen, "issues": []}
+    base: IcpData = {"number": None, "linked": "none", "href": "", "numbers": seen, "issues": []}
 
     if not cands:
         return missing_verdict("icp", page, search, base)
@@ -108,7 +122,9 @@ def check_icp(page: Page, expected: Expected, rules: Rules) -> Verdict:
     if chosen is None:
         # Only a commercial licence (ICP证) is shown: it is not the filing number a site must display.
         lic = cands[0]
-        data = dict(base, number=None, linked=lic.linked, href=lic.href, issues=["icp.missing"])
+        data: IcpData = {
+            "number": None, "linked": lic.linked, "href": lic.href, "numbers": seen, "issues": ["icp.missing"]
+        }  # fmt: skip
         return Verdict(
             "icp", Status.FAIL, "icp.missing",
             f"仅显示了经营许可证号 {lic.number.canonical()}，未显示ICP备案号",
@@ -140,11 +156,11 @@ def check_icp(page: Page, expected: Expected, rules: Rules) -> Verdict:
     detail_parts = [d for _, d in issues]
     if others:
         detail_parts.append("页面上还有：" + "、".join(others))
-    data = dict(
-        base,
+    data = IcpData(
         number=num.canonical(),
         linked=chosen.linked,
         href=chosen.href,
+        numbers=seen,
         issues=[code for code, _ in issues],
         via=chosen.found.via,
     )
@@ -155,6 +171,11 @@ def check_icp(page: Page, expected: Expected, rules: Rules) -> Verdict:
     return Verdict("icp", describe(code).status, code, "；".join(detail_parts), evidence, data)
 
 
+def check_icp(page: Page, expected: Expected, rules: Rules) -> Verdict:
+    """The ``icp`` verdict alone (see :func:`analyse`)."""
+    return analyse(page, expected, rules).verdict
+
+
 def icp_needs(page: Page, expected: Expected, rules: Rules) -> list[Need]:
-    """Sub-resources that would settle an undecided ``icp`` verdict (empty once a number is read)."""
-    return needs_of(page, search_page(page, ICP_PATTERN))
+    """What :func:`analyse` still needs (empty once a number is read)."""
+    return analyse(page, expected, rules).needs

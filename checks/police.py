@@ -12,16 +12,28 @@ Verdict ``data``: ``number`` (canonical, or None), ``digits``, ``linked`` (``cur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from checks.analysis import Analysis
 from checks.expected import Expected
+from checks.missing import NumberData, missing_verdict
 from checks.numbers import POLICE_PATTERN, PoliceNumber, parse_police, police_from_match, province_label
 from checks.page import Need, Page
+from checks.reading.sightings import NumberSightings, Sighting, needs_of, search_page, with_script_needs
 from checks.reasons import describe
 from checks.rules import Rules
-from checks.text import Found, missing_verdict, needs_of, search_page
 from checks.verdict import Verdict
+
+
+class PoliceData(NumberData):
+    """``Verdict.data`` of the police check (its keys are the JSON keys stored with every finding)."""
+
+    number: str | None
+    digits: str | None
+    linked: str
+    link_form: str
+    href: str
+
 
 PORTAL_HOSTS = frozenset({"www.beian.gov.cn", "beian.gov.cn"})
 MPS_HOSTS = frozenset({"beian.mps.gov.cn", "www.beian.mps.gov.cn"})
@@ -57,13 +69,13 @@ def classify_link(href: str) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     number: PoliceNumber
-    found: Found
+    found: Sighting
     form: str
     link_code: str
     href: str
 
 
-def _candidate(f: Found) -> _Candidate:
+def _candidate(f: Sighting) -> _Candidate:
     number = police_from_match(f.match)
     over = f.ctx.anchors_over(f.start, f.end)
     first_href = over[0].href if over else ""
@@ -90,9 +102,13 @@ def _region_problem(num: PoliceNumber, division_code: str) -> str:
     return ""
 
 
-def check_police(page: Page, expected: Expected, rules: Rules) -> Verdict:
-    """The ``police`` verdict for one page."""
+def analyse(page: Page, expected: Expected, rules: Rules) -> Analysis:
+    """The ``police`` verdict for one page, and what could still settle it."""
     search = search_page(page, POLICE_PATTERN)
+    return Analysis(_judge(page, expected, rules, search), with_script_needs(page, needs_of(page, search)))
+
+
+def _judge(page: Page, expected: Expected, rules: Rules, search: NumberSightings) -> Verdict:
     cands: dict[str, _Candidate] = {}
     for f in search.found:
         c = _candidate(f)
@@ -101,7 +117,7 @@ def check_police(page: Page, expected: Expected, rules: Rules) -> Verdict:
             cands[c.number.digits] = c
     registry = parse_police(expected.police_record) if expected.police_record.strip() else None
     seen = [c.number.canonical() for c in cands.values()]
-    base: dict[str, Any] = {
+    base: PoliceData = {
         "number": None, "digits": None, "linked": "none", "link_form": "", "href": "", "numbers": seen,
         "issues": [],
     }  # fmt: skip
@@ -139,13 +155,13 @@ def check_police(page: Page, expected: Expected, rules: Rules) -> Verdict:
     others = [s for s in seen if s != num.canonical()]
     if others:
         notes.append("页面上还有：" + "、".join(others))
-    data = dict(
-        base,
+    data = PoliceData(
         number=num.canonical(),
         digits=num.digits,
         linked="current" if chosen.form else "none",
         link_form=chosen.form,
         href=chosen.href,
+        numbers=seen,
         issues=[code for code, _ in issues],
         via=chosen.found.via,
     )
@@ -154,6 +170,11 @@ def check_police(page: Page, expected: Expected, rules: Rules) -> Verdict:
     return Verdict("police", describe(code).status, code, "；".join(notes), evidence, data)
 
 
+def check_police(page: Page, expected: Expected, rules: Rules) -> Verdict:
+    """The ``police`` verdict alone (see :func:`analyse`)."""
+    return analyse(page, expected, rules).verdict
+
+
 def police_needs(page: Page, expected: Expected, rules: Rules) -> list[Need]:
-    """Sub-resources that would settle an undecided ``police`` verdict (empty once a number is read)."""
-    return needs_of(page, search_page(page, POLICE_PATTERN))
+    """What :func:`analyse` still needs (empty once a number is read)."""
+    return analyse(page, expected, rules).needs

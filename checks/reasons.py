@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks.verdict import Status
+from checks.status import Status
 
 P, F, W, U = Status.PASS, Status.FAIL, Status.WARN, Status.UNKNOWN
 

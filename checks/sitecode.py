@@ -14,88 +14,36 @@ Verdict ``data``: ``value`` (the code judged, or None), ``source`` (``meta`` / `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired, TypedDict
 
-from lxml import etree
-
+from checks.analysis import Analysis
 from checks.expected import Expected
-from checks.numbers import SITE_CODE_LABEL_PATTERN, parse_site_code, province_label, site_code_region
-from checks.page import Document, Need, Page
+from checks.missing import missing_verdict
+from checks.numbers import parse_site_code, province_label, site_code_region
+from checks.page import Need, Page
+from checks.reading.sightings import needs_of, with_script_needs
+from checks.reading.sitecode_sources import SiteCodeSightings, read_site_codes
 from checks.reasons import describe
 from checks.rules import Rules
-from checks.text import (
-    Search,
-    element_evidence,
-    missing_verdict,
-    needs_of,
-    script_documents,
-    search_page,
-)
-from checks.verdict import Evidence, Status, Verdict
+from checks.verdict import Status, Verdict
+
+
+class SiteCodeValue(TypedDict):
+    value: str
+    source: str
+
+
+class SiteCodeData(TypedDict):
+    """``Verdict.data`` of the site_code check (its keys are the JSON keys stored with every finding)."""
+
+    value: str | None
+    source: str
+    values: list[SiteCodeValue]
+    issues: list[str]
+    needs: NotRequired[list[dict[str, str]]]  # only on ``site_code.unconfirmed``
+
 
 _RANK = {"meta": 0, "jiucuo": 1, "footer": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    raw: str  # as written
-    value: str | None  # parsed (None when malformed)
-    source: str  # meta / jiucuo / footer
-    evidence: Evidence
-
-
-def _is_jiucuo(el: etree._Element) -> bool:
-    return (el.get("id") or "").strip() == "_jiucuo_" or "jiucuo" in (el.get("src") or "").lower()
-
-
-def _machine_sources(doc: Document, name: str) -> list[_Seen]:
-    """SiteIDCode metas and jiucuo ``sitecode`` attributes of one document's live markup."""
-    out: list[_Seen] = []
-    for el in doc.scripts_and_metas():
-        if el.tag == "meta":
-            if (el.get("name") or "").strip().lower() == "siteidcode":
-                raw = (el.get("content") or "").strip()
-                out.append(_Seen(raw, parse_site_code(raw), "meta", element_evidence(doc, el, raw, name)))
-        elif _is_jiucuo(el) and (raw := (el.get("sitecode") or "").strip()):
-            out.append(_Seen(raw, parse_site_code(raw), "jiucuo", element_evidence(doc, el, raw, name)))
-    # Metas first (the most reliable source), then scripts, each in document order.
-    return sorted(out, key=lambda s: s.source != "meta")
-
-
-_Collected = tuple[list[_Seen], Search]
-
-
-def _collect(page: Page) -> _Collected:
-    # The check and its needs function read the same page one after the other: collect once per page
-    # and capture state (kept in ``page.memo``, freed with the page).
-    state = (id(page.rendered), len(page.frames), len(page.scripts), page.incomplete)
-    hit: tuple[tuple[object, ...], _Collected] | None = page.memo.get("site_code")
-    if hit is not None and hit[0] == state:
-        return hit[1]
-    result = _collect_now(page)
-    page.memo["site_code"] = (state, result)
-    return result
-
-
-def _collect_now(page: Page) -> _Collected:
-    docs: list[tuple[str, Document]] = [("home", page.home)]
-    if page.rendered is not None:
-        docs.append(("rendered", page.rendered))
-    seen: list[_Seen] = []
-    for name, doc in docs:
-        seen.extend(_machine_sources(doc, name))
-    # With a machine-readable code in hand, footer text written by scripts adds nothing worth the cost.
-    search = search_page(page, SITE_CODE_LABEL_PATTERN, read_scripts=not seen)
-    for f in search.found:
-        raw = f.match.group("value")
-        seen.append(_Seen(raw, parse_site_code(raw), "footer", f.evidence()))
-    if not seen:
-        # The jiucuo script is often written by document.write(unescape(…)).
-        for name, doc in script_documents(page):
-            for s in _machine_sources(doc, name):
-                seen.append(_Seen(s.raw, s.value, s.source, Evidence(s.evidence.source, s.evidence.excerpt)))
-    return seen, search
 
 
 def _region_problem(code: str, division_code: str) -> str:
@@ -109,19 +57,33 @@ def _region_problem(code: str, division_code: str) -> str:
     return ""
 
 
-def check_site_code(page: Page, expected: Expected, rules: Rules) -> Verdict:
-    """The ``site_code`` verdict for one page."""
-    seen, search = _collect(page)
+def analyse(page: Page, expected: Expected, rules: Rules) -> Analysis:
+    """The ``site_code`` verdict for one page, and what could still settle it."""
+    facts = read_site_codes(page)
+    needs: list[Need] = []
+    # Not known to be a government site (None): still read what the page shows, to report it.
+    if expected.is_government_site is not False or parse_site_code(expected.site_code):
+        needs = with_script_needs(page, [] if facts.seen else needs_of(page, facts.search))
+    return Analysis(_judge(page, expected, facts), needs)
+
+
+def _judge(page: Page, expected: Expected, facts: SiteCodeSightings) -> Verdict:
+    seen, search = facts.seen, facts.search
     seen.sort(key=lambda s: _RANK[s.source])
-    values = [{"value": s.value or s.raw, "source": s.source} for s in seen]
-    base: dict[str, Any] = {"value": None, "source": "", "values": values, "issues": []}
+    values = [SiteCodeValue(value=s.value or s.raw, source=s.source) for s in seen]
+    base: SiteCodeData = {"value": None, "source": "", "values": values, "issues": []}
     registry = parse_site_code(expected.site_code) if expected.site_code.strip() else None
     valid = [s for s in seen if s.value]
 
     # A registered 标识码 marks a government site even where the registry row does not say so.
     if not (expected.is_government_site or registry is not None):
         shown = valid[0] if valid else None
-        data = dict(base, value=shown.value if shown else None, source=shown.source if shown else "")
+        data = SiteCodeData(
+            value=shown.value if shown else None,
+            source=shown.source if shown else "",
+            values=values,
+            issues=[],
+        )
         ev = (shown.evidence,) if shown else ()
         if expected.is_government_site is None:  # no registry entry: what is shown is reported only
             why = f"页面显示 {shown.value}（{shown.source}）" if shown else "页面中未读到标识码"
@@ -152,16 +114,19 @@ def check_site_code(page: Page, expected: Expected, rules: Rules) -> Verdict:
             why = f"登记值“{expected.site_code}”不是有效的政府网站标识码"
         issues.append(("site_code.not_in_registry", why))
 
-    data = dict(base, value=chosen.value or chosen.raw, source=chosen.source, issues=[c for c, _ in issues])
+    data = SiteCodeData(
+        value=chosen.value or chosen.raw, source=chosen.source, values=values, issues=[c for c, _ in issues]
+    )
     code = issues[0][0] if issues else "site_code.ok"
     evidence = (chosen.evidence,)
     return Verdict("site_code", describe(code).status, code, "；".join(d for _, d in issues), evidence, data)
 
 
+def check_site_code(page: Page, expected: Expected, rules: Rules) -> Verdict:
+    """The ``site_code`` verdict alone (see :func:`analyse`)."""
+    return analyse(page, expected, rules).verdict
+
+
 def site_code_needs(page: Page, expected: Expected, rules: Rules) -> list[Need]:
-    """Sub-resources that would settle an undecided ``site_code`` verdict."""
-    # Not known to be a government site (None): still read what the page shows, to report it.
-    if expected.is_government_site is False and not parse_site_code(expected.site_code):
-        return []
-    seen, search = _collect(page)
-    return [] if seen else needs_of(page, search)
+    """What :func:`analyse` still needs."""
+    return analyse(page, expected, rules).needs

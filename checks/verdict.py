@@ -1,20 +1,20 @@
-"""Verdict types shared by every check."""
+"""Verdict types shared by every check.
+
+:class:`~checks.status.Status` lives in its own module so that the reason catalogue (which gives each
+code its status) and the verdict (which reads its message from the catalogue) import in one direction:
+``status`` ← ``reasons`` ← ``verdict``. It is re-exported here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from checks.reasons import describe
+from checks.status import Status
 
-class Status(StrEnum):
-    """Outcome of one check. ``unknown`` never counts as non-compliance."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    WARN = "warn"
-    UNKNOWN = "unknown"
+__all__ = ["Evidence", "Status", "Verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +53,6 @@ class Verdict:
     @property
     def message(self) -> str:
         """The reason in plain Chinese, from the catalogue."""
-        from checks.reasons import describe
-
         return describe(self.reason).message
 
     def to_dict(self) -> dict[str, Any]:

@@ -211,13 +211,13 @@ def test_line_offsets_count_lines_as_libxml2_does() -> None:
     import bisect
 
     from checks.page import parse_html
-    from checks.text import _compute_line_starts
+    from checks.reading.lines import compute_line_starts
 
     text = (
         '<html><body><p id="a">a</p>\r<p id="b">b</p>\u2028<p id="c">c</p>\x0c\x85\n'
         '<p id="d">d</p>\r\n<p id="e">e</p></body></html>'
     )
-    starts = _compute_line_starts(text)
+    starts = compute_line_starts(text)
     for el in parse_html(text).iter("p"):
         offset = text.index(f'<p id="{el.get("id")}"')
         assert bisect.bisect_right(starts, offset) == el.sourceline, el.get("id")

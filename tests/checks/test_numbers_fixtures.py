@@ -14,9 +14,9 @@ from checks.expected import Expected, UnitKind
 from checks.icp import check_icp
 from checks.page import Document, Page
 from checks.police import check_police
+from checks.reading.scripts import same_site
 from checks.rules import Rules
 from checks.sitecode import check_site_code
-from checks.text import same_site
 from checks.verdict import Verdict
 
 HERE = Path(__file__).parent / "fixtures" / "numbers"

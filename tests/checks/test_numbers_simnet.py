@@ -21,9 +21,9 @@ from checks.icp import check_icp
 from checks.merge import IDENTITY_MISMATCHES
 from checks.page import Document, Page
 from checks.police import check_police
+from checks.reading.scripts import include_needs, script_needs
 from checks.rules import Rules
 from checks.sitecode import check_site_code
-from checks.text import include_needs, script_needs
 from simnet.model import Universe, lookup_route
 from simnet.samples import Sample, load
 

@@ -20,11 +20,12 @@ from urllib.parse import urljoin
 import pytest
 from lxml import etree
 
-from checks import badge as badge_mod
-from checks import text as text_mod
 from checks.expected import Expected, UnitKind
 from checks.numbers import normalise_char
 from checks.page import Document, Page, parse_html
+from checks.reading import badge_hosts as hosts_mod
+from checks.reading import lines as lines_mod
+from checks.reading import visible as visible_mod
 from checks.rules import DEFAULT_RULES
 from checks.suite import run_checks
 
@@ -52,12 +53,12 @@ def _fixtures() -> list[Path]:
 
 @pytest.mark.parametrize("walk", [3, 48])
 def test_line_index_answers_as_the_full_table(walk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text_mod._Lines, "_WALK", walk)
+    monkeypatch.setattr(lines_mod.LineIndex, "_WALK", walk)
     rng = random.Random(walk)
     for _ in range(1500):
         text = "".join(rng.choice("ab\n\r\u2028\x0c") for _ in range(rng.randint(0, 300)))
-        table = text_mod._compute_line_starts(text)
-        index = text_mod._Lines(text)
+        table = lines_mod.compute_line_starts(text)
+        index = lines_mod.LineIndex(text)
         for _ in range(rng.randint(1, 25)):
             op = rng.random()
             if op < 0.4 and text:
@@ -77,7 +78,7 @@ def test_line_index_answers_as_the_full_table(walk: int, monkeypatch: pytest.Mon
 
 def test_line_index_on_one_huge_line_stays_linear() -> None:
     text = "x" * 2_000_000 + "\n" + "y" * 10
-    index = text_mod._Lines(text)
+    index = lines_mod.LineIndex(text)
     # Thousands of questions on one long line: each count goes on from the previous answer.
     assert all(index.line_of(p) == 1 for p in range(0, 2_000_000, 200))
     assert index.line_of(len(text) - 1) == 2
@@ -138,7 +139,7 @@ _LINK_PIECES = [
 
 
 def _matching(elements: list[etree._Element]) -> list[etree._Element]:
-    match = badge_mod._host_pattern(DEFAULT_RULES.conac_verify_hosts).search
+    match = hosts_mod._host_pattern(DEFAULT_RULES.conac_verify_hosts).search
     return [el for el in elements if (h := el.get("href")) and match(h)]
 
 
@@ -153,7 +154,7 @@ def test_links_near_hosts_are_the_links_a_full_walk_finds() -> None:
     compared = 0
     for text in texts:
         root = parse_html(text)
-        near = badge_mod._links_near(root, text, DEFAULT_RULES.conac_verify_hosts)
+        near = hosts_mod._links_near(root, text, DEFAULT_RULES.conac_verify_hosts)
         if near is None:
             continue
         compared += 1
@@ -166,21 +167,21 @@ def test_links_near_hosts_are_the_links_a_full_walk_finds() -> None:
 def test_links_near_hosts_leave_odd_sources_to_the_walk() -> None:
     hosts = DEFAULT_RULES.conac_verify_hosts
     entity = f'<html><body><a href="//bszs&#46;conac&#46;cn/?id={VID}">x</a></body></html>'
-    assert badge_mod._links_near(parse_html(entity), entity, hosts) is None
+    assert hosts_mod._links_near(parse_html(entity), entity, hosts) is None
     many = "<html><body>" + '<a href="//bszs.conac.cn/">x</a>\n' * 100 + "</body></html>"
-    assert badge_mod._links_near(parse_html(many), many, hosts) is None
+    assert hosts_mod._links_near(parse_html(many), many, hosts) is None
     one_line = "<html><body>" + "<p>filler</p>" * 3000 + '<a href="//bszs.conac.cn/">x</a></body></html>'
-    assert badge_mod._links_near(parse_html(one_line), one_line, hosts) is None
+    assert hosts_mod._links_near(parse_html(one_line), one_line, hosts) is None
     # A host whose tail holds a letter a case-blind pattern also matches outside ASCII ("ſ" for "s").
     text = '<a href="//a.bszs.cn/">x</a>'
-    assert badge_mod._links_near(parse_html(text), text, ("a.bszs.cn",)) is None
+    assert hosts_mod._links_near(parse_html(text), text, ("a.bszs.cn",)) is None
 
 
 def test_char_ref_scan_matches_substring_test() -> None:
     rng = random.Random(2)
     for _ in range(5000):
         text = "".join(rng.choice("&#a&b#") for _ in range(rng.randint(0, 300)))
-        assert badge_mod._has_char_ref(text) == ("&#" in text)
+        assert hosts_mod._has_char_ref(text) == ("&#" in text)
 
 
 # --- text normalisation ----------------------------------------------------------------------------
@@ -211,10 +212,10 @@ def test_normalised_text_and_offsets_match_the_reference() -> None:
     for _ in range(5000):
         parts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(6)]
         raw = "".join(parts)
-        builder = text_mod._Builder()
+        builder = visible_mod._Builder()
         for part in parts:
             builder.emit(part, None)
-        vt = text_mod._normalise(builder, "home", raw, 0)
+        vt = visible_mod._normalise(builder, "home", raw, 0)
         want, n2r = _reference_normalise(raw)
         assert vt.text == want, raw
         # Where a character maps one to one the offsets agree (an expansion maps its pieces anywhere
@@ -353,7 +354,7 @@ def test_absolute_urls_are_what_urljoin_gives() -> None:
     for _ in range(50_000):
         raw = "".join(rng.choice(parts) for _ in range(rng.randint(1, 6)))
         base = rng.choice(bases)
-        cleaned = badge_mod._clean_url(raw)
+        cleaned = hosts_mod.clean_url(raw)
         want: str | None
         if (
             not cleaned
@@ -366,4 +367,4 @@ def test_absolute_urls_are_what_urljoin_gives() -> None:
                 want = urljoin(base, cleaned)
             except ValueError:
                 want = None
-        assert badge_mod._absolute(base, raw) == want, (base, raw)
+        assert hosts_mod.absolute_url(base, raw) == want, (base, raw)

@@ -1,10 +1,13 @@
-"""Visible text with source positions (checks/text.py)."""
+"""Visible text with source positions (checks/reading/)."""
 
 from __future__ import annotations
 
 from checks.numbers import ICP_PATTERN
 from checks.page import Document, Page
-from checks.text import same_site, script_needs, search_page, trigger_contexts, visible_text
+from checks.reading.contexts import trigger_contexts
+from checks.reading.scripts import same_site, script_needs
+from checks.reading.sightings import search_page
+from checks.reading.visible import visible_text
 
 
 def doc(html: str, url: str = "http://www.bd.gov.cn/") -> Document:
