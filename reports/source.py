@@ -47,6 +47,7 @@ from storage.models import (
     Unit,
     Website,
 )
+from storage.readable import readable_detail
 from storage.status import covers, latest_covering, scope_offices
 from storage.timefmt import DEFAULT_TIMEZONE, local_date, zone
 
@@ -435,7 +436,7 @@ def _record(
         check=f.check,
         status=f.status,
         reason=f.reason,
-        detail=f.detail,
+        detail=readable_detail(f.detail),
         confirmed=f.confirmed,
         site_name=site_name,
         site_url=site_url,

@@ -30,6 +30,7 @@ from checks.page import decode_body
 from checks.reasons import UnknownReasonError, describe
 from storage.evidence import BlobNotFoundError, EvidenceStore
 from storage.models import AnnualReport, Capture, Domain, Finding, Scan, Unit, Website
+from storage.readable import explain_error, readable_detail
 from storage.timefmt import fmt_time
 
 # Checks read from the page: their confirmed failures get marked screenshots (crawler/screenshots.py).
@@ -59,44 +60,12 @@ RCODE_LABELS = {
 }
 # A network failure explained (first match wins) instead of the exception's text: the hop errors of an
 # HTTP chain are these kinds (checks.http.FetchError), a capture's error is free text from the crawler.
-_ERROR_EXPLAINED: tuple[tuple[str, str], ...] = (
-    (r"internal_error", "巡检程序处理该网站时出错，已记录，由技术人员处理"),
-    (r"too_large|max ?size|exceeds", "网页超过巡检读取上限"),
-    (r"address_refused|private|reserved|guard", "网站地址指向内部或保留地址，按安全策略未访问"),
-    (r"tls_sm2|tlcp|sm2", "网站只支持国密加密连接，巡检程序暂不支持"),
-    (r"timeout|timed ?out|took longer", "网站在规定时间内没有应答（超时）"),
-    (r"refused", "网站服务器拒绝连接"),
-    (r"\bdns\b|nxdomain|dnslookup|resolv|no address", "网站域名无法解析"),
-    (r"\btls\b|ssl|certificate|handshake", "加密连接（HTTPS）建立失败"),
-    (r"redirect_loop|redirect", "网站跳转出错（循环或地址无效）"),
-    (r"bad_url|invalid url|unsupported url", "登记的网站地址无效"),
-    (r"protocol|malformed|invalid status|parse|badstatus", "网站服务器的应答不符合 HTTP 协议"),
-    (
-        r"reset|responsenever|connectionlost|connectiondone|aborted|dataloss|closed",
-        "连接建立后服务器中断了连接，没有返回网页",
-    ),
-)
-# Text that is a program's, not a person's: an exception class, a traceback, a Python/Twisted repr.
-_TECHNICAL = re.compile(
-    r"[A-Z][A-Za-z]+(Error|Exception|Received|Failed|Failure|Lost|Done|Timeout)\b|<[a-z_.]+\.[A-Za-z]+|Traceback|errno"
-)
-
-
 def reason_message(code: str) -> str:
     """The reason in words; a code the catalogue no longer knows is not shown as such."""
     try:
         return describe(code).message
     except UnknownReasonError:
         return "巡检结论（该结论的说明已不在当前版本中，请联系技术人员）"
-
-
-def explain_error(text: str) -> str:
-    """A network error (an exception's text or a fetch error kind) in plain Chinese."""
-    low = text.lower()
-    for pattern, words in _ERROR_EXPLAINED:
-        if re.search(pattern, low):
-            return words
-    return "网站访问出错（技术记录见巡检日志）"
 
 
 def source_label(source: str) -> str:
@@ -114,11 +83,6 @@ def source_label(source: str) -> str:
     }
     name = names.get(kind, "其他来源")
     return f"{name} {host_display(rest)[0]}" if rest else name
-
-
-def is_technical(text: str) -> bool:
-    """Whether ``text`` reads as a program's message (exception names, reprs) rather than a sentence."""
-    return bool(_TECHNICAL.search(text))
 
 
 def beijing(when: dt.datetime | None, seconds: bool = True) -> str:
@@ -177,7 +141,7 @@ class FindingView:
     def detail(self) -> str:
         """The finding's detail for people: a program's message becomes an explanation."""
         text = self.finding.detail or ""
-        return explain_error(text) if text and is_technical(text) else text
+        return readable_detail(text)
 
     @property
     def advice(self) -> str:

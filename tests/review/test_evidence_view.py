@@ -7,9 +7,10 @@ import re
 
 import sqlalchemy as sa
 
-from review.evidence import explain_error, group_by_capture, host_display, is_technical, report_findings
+from review.evidence import group_by_capture, host_display, report_findings
 from simnet.pngs import badge_png
 from storage.models import AnnualReport, Capture
+from storage.readable import explain_error, is_technical
 
 from .conftest import Served
 

@@ -187,6 +187,9 @@ def _check_text(path: str, text: str, walk: Walk) -> None:
             walk.kinds[kind] = walk.kinds.get(kind, 0) + 1
 
 
+DOWNLOADS = (".xlsx", ".csv", ".png")
+
+
 def walk_console(page: Any, base: str, start: list[str]) -> Walk:
     """Open every console page reachable by links from ``start`` (GET, same origin), checking the text."""
     walk = Walk()
@@ -209,7 +212,8 @@ def walk_console(page: Any, base: str, start: list[str]) -> Walk:
             if f"{url.scheme}://{url.netloc}" != base:
                 continue
             target = url.path + (f"?{url.query}" if url.query else "")
-            if url.path.startswith(EVIDENCE):
+            if url.path.startswith(EVIDENCE) or url.path.endswith(DOWNLOADS):
+                # Evidence images and Excel downloads are not pages: fetched and checked for a 200.
                 walk.evidence.add(target)
             elif not url.path.startswith(SKIP) and target not in walk.pages:
                 todo.append(target)
@@ -222,7 +226,10 @@ def _resolve_all(page: Any, base: str, links: set[str]) -> list[str]:
     bad = []
     with httpx.Client(base_url=base, cookies=cookies, timeout=30) as client:
         for link in sorted(links):
-            r = client.get(link)
+            # A captured page is served only as the console's own frame: ask for it as the frame does.
+            framed = urlsplit(link).path.endswith("/page")
+            headers = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"} if framed else {}
+            r = client.get(link, headers=headers)
             if r.status_code != 200:
                 bad.append(f"{link}: {r.status_code}")
     return bad
