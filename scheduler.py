@@ -45,7 +45,8 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from crawler.scanrun import holder_alive, holder_id
+from checks.errors import StateError
+from crawler.scanlocks import holder_alive, holder_id
 from storage.config import Config
 from storage.db import DatabaseError, current_revision, head_revision, upgrade
 from storage.models import ScheduleRun, ScheduleStage
@@ -65,11 +66,11 @@ STAGES = ("scan", "second_pass", "confirm", "recheck", "reports", "notify")
 SAME_NIGHT_H = 12.0
 
 
-class ScheduleError(RuntimeError):
+class ScheduleError(StateError):
     """A schedule cannot be added, run or found (the message says which and why, in Chinese)."""
 
 
-class StageFailed(RuntimeError):
+class StageFailed(ScheduleError):
     """One attempt of a stage failed; ``retry`` says whether trying again may help."""
 
     def __init__(self, message: str, retry: bool = True) -> None:
@@ -77,7 +78,7 @@ class StageFailed(RuntimeError):
         self.retry = retry
 
 
-class Interrupted(RuntimeError):
+class Interrupted(ScheduleError):
     """The daemon was asked to stop while a stage was running; the stage kept a checkpoint."""
 
 
@@ -803,7 +804,7 @@ class Chain:
         """Settle which failures of the night are confirmed: seen on visits ``confirm_interval_h``
         apart (``storage/streaks.py``; the scan did it already, this is idempotent and covers a scan
         closed by another process)."""
-        from crawler.scanrun import confirm
+        from storage.streaks import confirm
 
         scan_id = self._finished_scan()
         return confirm(self.engine, scan_id, self.cfg).to_dict()

@@ -74,9 +74,8 @@ def scan(
 
     开始前先访问配置的参照网站（vantage_urls）；大多访问失败时不建立巡检记录，退出码为 3。
     """
-    from crawler.scanrun import ScanError, run_scan
+    from crawler.scanrun import run_scan
     from crawler.vantage import VantageError
-    from storage.db import DatabaseError
 
     config = _config(ctx)
     if no_wait and not distributed:
@@ -113,8 +112,6 @@ def scan(
             )
     except VantageError as exc:
         vantage_exit(exc, as_json)
-    except (ScanError, DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
     if distributed and no_wait:
         if as_json:
             click.echo(
@@ -190,17 +187,13 @@ def worker(
 ) -> None:
     """分布式巡检的工作进程：从 Redis 领取网站和域名并巡检，队列取空且无人处理中时退出。"""
     from crawler.distributed_run import run_worker
-    from crawler.scanrun import ScanError
     from crawler.vantage import VantageError
-    from storage.db import DatabaseError
 
     config = _config(ctx)
     try:
         summary = run_worker(config, scan_id=scan_id, concurrency=concurrency, skip_vantage=skip_vantage)
     except VantageError as exc:
         vantage_exit(exc, as_json)
-    except (ScanError, DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(
             json.dumps(
@@ -234,8 +227,6 @@ def recheck(ctx: click.Context, scan_id: int) -> None:
     db = make_engine(config.database_url)
     try:
         summary = recheck_scan(db, scan_id, EvidenceStore(config.evidence_dir), rules_from_config(config))
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.dispose()
     click.echo(
@@ -281,17 +272,14 @@ def inspect(
     )
 
     config = _config(ctx)
-    try:
-        page = resolve_target(target)
-        if render and not Path(config.chromium_path).is_file():
-            raise InspectError(
-                f"未找到 Chromium：{config.chromium_path}（scripts/system-deps.sh 可安装 Debian 的 chromium，"
-                "或在配置中设置 chromium_path）"
-            )
-        url = page if isinstance(page, str) else ""
-        expected, notes = expected_for_inspect(kind, site, url, config)
-    except InspectError as exc:
-        raise click.ClickException(str(exc)) from exc
+    page = resolve_target(target)
+    if render and not Path(config.chromium_path).is_file():
+        raise InspectError(
+            f"未找到 Chromium：{config.chromium_path}（scripts/system-deps.sh 可安装 Debian 的 chromium，"
+            "或在配置中设置 chromium_path）"
+        )
+    url = page if isinstance(page, str) else ""
+    expected, notes = expected_for_inspect(kind, site, url, config)
     for note in notes:
         click.echo(f"提示：{note}", err=True)
     if isinstance(page, Path):

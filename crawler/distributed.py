@@ -44,6 +44,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from checks.errors import ServiceError
+
 log = logging.getLogger(__name__)
 
 # Leases of one subject that may expire before it is given up (each expiry means a worker died or
@@ -78,7 +80,7 @@ def _safe_url(url: str) -> str:
     return f"{scheme}://***@{tail}"
 
 
-class DistributedError(RuntimeError):
+class DistributedError(ServiceError):
     """A distributed scan cannot start or continue (the message says why, in Chinese)."""
 
 

@@ -25,18 +25,11 @@ from sqlalchemy.orm import Session
 
 from crawler.distributed import DistributedError, Frontier, active_scans, connect, worker_id
 from crawler.jobs import Scope, count_subjects, expand_offices, iter_subjects
-from crawler.scanrun import (
-    DISTRIBUTED_HOLDER,
-    ScanError,
-    apply_retention,
-    confirm,
-    crawler_process,
-    open_scan,
-    subjects_done,
-    vantage_gate,
-)
+from crawler.scanlocks import DISTRIBUTED_HOLDER, ScanError, open_scan, subjects_done
+from crawler.scanrun import apply_retention, crawler_process, vantage_gate
 from storage.config import Config
 from storage.models import Finding, Scan, ScanLock, ScanStatus
+from storage.streaks import confirm
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,12 @@ import zlib
 
 from scrapy.exceptions import IgnoreRequest
 
+from checks.errors import CrawlError
 from checks.http import FetchError
 from crawler.resolver import DnsAnswer
 
 
-class DnsFailedError(IgnoreRequest):
+class DnsFailedError(CrawlError, IgnoreRequest):
     """The host of a request has no address (the DNS answer says why)."""
 
     def __init__(self, answer: DnsAnswer) -> None:
@@ -21,7 +22,7 @@ class DnsFailedError(IgnoreRequest):
         super().__init__(f"DNS lookup of {answer.qname} failed: {why}")
 
 
-class AddressRefusedError(IgnoreRequest):
+class AddressRefusedError(CrawlError, IgnoreRequest):
     """Every address of the host was refused by the address guard; nothing was sent."""
 
     def __init__(self, host: str, addresses: tuple[str, ...], why: str) -> None:
@@ -31,18 +32,18 @@ class AddressRefusedError(IgnoreRequest):
         super().__init__(f"{host} → {', '.join(addresses)}: address refused ({why})")
 
 
-class TooLargeError(Exception):
+class TooLargeError(CrawlError):
     """A body exceeded the configured maximum size."""
 
 
-class MalformedResponseError(Exception):
+class MalformedResponseError(CrawlError):
     """The server's answer is not HTTP as a client can read it: a status code outside 100..599, a
     compressed body that is cut short or corrupt (``Content-Encoding`` over bytes that are not so
     encoded). Raised by the crawler itself; the HTTP parser's own refusals are recognised by
     :func:`classify_exception` from what it raised."""
 
 
-class TlcpOnlyError(Exception):
+class TlcpOnlyError(CrawlError):
     """The TLS handshake failed and the server answers in 国密 TLCP records (GM/T 0024) only."""
 
     def __init__(self, host: str, port: int, answer: str) -> None:

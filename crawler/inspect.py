@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from checks.errors import InputError
 from checks.expected import Expected, UnitKind
 from checks.page import Page
 from checks.verdict import Verdict
@@ -129,7 +130,7 @@ class AiohttpFetcher:
         await self.session.close()
 
 
-class InspectError(Exception):
+class InspectError(InputError):
     """A target or option ``inspect`` cannot work with (the message is for users, in Chinese)."""
 
 

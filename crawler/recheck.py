@@ -25,6 +25,7 @@ from checks.verdict import Verdict
 from crawler import checking
 from crawler.flow import attach_subresource
 from crawler.resolver import DnsAnswer
+from crawler.scanlocks import ScanError
 from storage.evidence import BlobNotFoundError, EvidenceStore
 from storage.models import Capture, Domain, Finding, Scan, Unit, Website
 
@@ -180,7 +181,7 @@ def recheck_scan(
     """Update every finding of ``scan_id`` from its capture; returns counts."""
     with db.connect() as conn:
         if conn.execute(sa.select(Scan.id).where(Scan.id == scan_id)).first() is None:
-            raise LookupError(f"巡检 #{scan_id} 不存在")
+            raise ScanError(f"巡检 #{scan_id} 不存在")
     summary = RecheckSummary(scan_id)
     day = today or date.today()
     for ids in _captures(db, scan_id):

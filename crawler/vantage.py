@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from crawler.scanrun import ScanError
+from crawler.scanlocks import ScanError
 from storage.config import Config
 
 #: Exit status of ``badgewatch scan`` / ``worker`` when the vantage check fails (documented in

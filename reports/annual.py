@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from checks.errors import StateError
 from checks.reasons import UnknownReasonError, describe
 from checks.verdict import Status
 from storage.models import (
@@ -59,7 +60,7 @@ YES, NO, PARTIAL, NO_SITE = "是", "否", "部分", "无网站"
 UNDECIDED = "无法判定"
 
 
-class TransitionError(ValueError):
+class TransitionError(StateError, ValueError):
     """A transition the workflow does not allow (says which report, from which state, which action)."""
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from checks.errors import InputError
 from review.security import fingerprint, hash_password
 from storage.models import Office, User, UserRole
 
 
-class AccountError(ValueError):
+class AccountError(InputError, ValueError):
     """An account cannot be created or used (says which and why)."""
 
 

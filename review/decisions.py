@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from checks.errors import StateError
 from reports.annual import STATE_LABELS, TransitionError, transition
 from reports.delivery.outbox import RetryPolicy, dispatch, enqueue
 from reports.notify import default_senders, plan_rejections
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_REASON = 2000
 
 
-class DecisionError(Exception):
+class DecisionError(StateError):
     """A decision that cannot be taken; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from checks.errors import InputError
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 OFFICE_SHEET_NAMES = ("编办", "编办表", "offices", "office")
 
 
-class TableError(ValueError):
+class TableError(InputError, ValueError):
     """A file that cannot be read as a table (says which file and why, in Chinese)."""
 
 

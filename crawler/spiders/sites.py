@@ -28,6 +28,7 @@ from crawler.flow import Flow, SubjectResult
 from crawler.frontier import AddressFrontier
 from crawler.jobs import DomainJob, Job, Scope, iter_jobs
 from crawler.middlewares import target_address
+from crawler.scanlocks import close_scan, open_scan
 from storage.db import make_engine
 from storage.evidence import EvidenceStore
 from storage.models import Scan
@@ -59,8 +60,6 @@ class SitesSpider(Spider):
         self.db = make_engine(config.database_url)
         if self.scan_id is None:
             # `scrapy crawl sites` without a scan id: open one here, as `badgewatch scan` would.
-            from crawler.scanrun import open_scan
-
             self.scan_id = open_scan(self.db, Scope(), config, render=self.render_arg or config.render)
             self.own_scan = True
         with self.db.connect() as conn:
@@ -170,8 +169,6 @@ class SitesSpider(Spider):
             await self.renderer_obj.aclose()
         if getattr(self, "own_scan", False) and self.scan_id is not None:
             # Opened by `scrapy crawl sites` itself: close it (`badgewatch scan` closes its own).
-            from crawler.scanrun import close_scan
-
             progress = getattr(self, "progress", None)
             counters = progress.summary() if progress is not None else {}
             close_scan(self.db, self.scan_id, "finished" if reason == "finished" else "interrupted", counters)
