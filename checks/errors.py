@@ -30,9 +30,9 @@ The hierarchy::
     │   ├── ScanError               crawler/scanlocks.py   a scan cannot start, resume or go on
     │   │   ├── ScanLockedError     crawler/scanlocks.py   an overlapping scan is running
     │   │   └── VantageError        crawler/vantage.py     the reference sites failed: no scan opened
-    │   ├── ScheduleError           scheduler.py           a schedule cannot be added, run or found
-    │   │   ├── StageFailed         scheduler.py           one attempt of a chain's stage failed
-    │   │   └── Interrupted         scheduler.py           the daemon stopped during a stage
+    │   ├── ScheduleError           storage/chain.py       a schedule cannot be added, run or found
+    │   │   ├── StageFailed         storage/chain.py       one attempt of a chain's stage failed
+    │   │   └── Interrupted         storage/chain.py       the daemon stopped during a stage
     │   ├── TransitionError         reports/annual.py      an annual report cannot move to that state
     │   ├── DecisionError           review/decisions.py    a reviewer's decision refused
     │   ├── BlobNotFoundError       storage/evidence.py    evidence the database names is not stored

@@ -509,7 +509,7 @@ class ScheduleRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_name: Mapped[str] = mapped_column(sa.String(100))
     scheduled_for: Mapped[datetime]
-    status: Mapped[str] = mapped_column(sa.String(16))  # running | finished | failed | interrupted
+    status: Mapped[str] = mapped_column(sa.String(16))  # storage.chain.RunStatus
     stage: Mapped[str] = mapped_column(sa.String(16), default="")
     scan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan.id", ondelete="SET NULL"))
     holder: Mapped[str] = mapped_column(sa.String(200), default="")  # "host:pid" of the daemon running it
@@ -525,7 +525,7 @@ class ScheduleRun(Base):
 
 
 class ScheduleStage(Base):
-    """The outcome of one stage (scan, confirm, recheck, reports, notify) of one run."""
+    """The outcome of one stage (storage.chain.Stage) of one run."""
 
     __tablename__ = "schedule_stage"
     __table_args__ = (sa.UniqueConstraint("run_id", "stage"),)
@@ -533,7 +533,7 @@ class ScheduleStage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("schedule_run.id", ondelete="CASCADE"))
     stage: Mapped[str] = mapped_column(sa.String(16))
-    status: Mapped[str] = mapped_column(sa.String(16))  # running | ok | failed | interrupted
+    status: Mapped[str] = mapped_column(sa.String(16))  # storage.chain.StageStatus (retrying too)
     attempts: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
