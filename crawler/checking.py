@@ -22,7 +22,7 @@ from checks.reasons import is_transient
 from checks.rules import Rules
 from checks.verdict import Evidence, Status, Verdict
 from crawler.resolver import DnsAnswer
-from storage.config import Config
+from storage.config import Config, ConfigError
 
 PAGE_CHECKS = ("badge", "icp", "police", "site_code")
 #: The checks every subject kind ends with (``site:``, ``domain:``, ``unit:`` subjects).
@@ -34,11 +34,32 @@ SUBJECT_CHECKS: dict[str, tuple[str, ...]] = {
 
 
 def rules_from_config(config: Config) -> Rules:
+    """The check rules of ``config`` (its block *check rules*: every field of :class:`Rules`);
+    :class:`storage.config.ConfigError` for a value no check could use."""
+    unknown = [name for name in config.disabled_checks if name not in PAGE_CHECKS]
+    if unknown:
+        raise ConfigError(
+            f"disabled_checks 中有未知的检查项: {'、'.join(unknown)}（可选：{'、'.join(PAGE_CHECKS)}）"
+        )
+    for name in ("expiring_days", "badge_max_scripts", "badge_max_frames", "badge_max_images"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"设置项 {name} 不能为负数: {getattr(config, name)}")
     return Rules(
         icp_ignore_suffix=config.icp_ignore_suffix,
-        red_page_hosts=tuple(h.lower() for h in config.red_page_hosts),
+        red_page_hosts=_hosts(config.red_page_hosts),
+        expiring_days=config.expiring_days,
         default_province_code=config.province_code,
+        conac_script_hosts=_hosts(config.conac_script_hosts),
+        conac_verify_hosts=_hosts(config.conac_verify_hosts),
+        badge_max_scripts=config.badge_max_scripts,
+        badge_max_frames=config.badge_max_frames,
+        badge_max_images=config.badge_max_images,
+        disabled_checks=tuple(config.disabled_checks),
     )
+
+
+def _hosts(names: list[str]) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in names if h.strip())
 
 
 def run_page_checks(page: Page, expected: Expected, rules: Rules) -> tuple[list[Verdict], list[Need]]:

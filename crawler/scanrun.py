@@ -14,6 +14,7 @@ from scrapy.crawler import CrawlerProcess
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from crawler.checking import rules_from_config
 from crawler.context import reset_context
 from crawler.jobs import Scope, count_subjects, expand_offices
 from crawler.progress import Progress
@@ -88,6 +89,7 @@ def run_scan(
     render_mode = render or config.render
     if render_mode not in ("auto", "never", "always"):
         raise ScanError(f"--render 只能是 auto、never 或 always，而不是 {render_mode!r}")
+    rules_from_config(config)  # a rule setting no check can use is refused before anything starts
     vantage_gate(config, skip=skip_vantage, stream=stream)
     db = make_engine(config.database_url)
     earlier: dict[str, Any] = {}

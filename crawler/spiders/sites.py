@@ -69,7 +69,9 @@ class SitesSpider(Spider):
         self.scope = Scope.from_json(scope_raw or {})
         render_mode = self.render_arg or (scope_raw or {}).get("render") or config.render
         renderer = None
-        fetcher = conac_cache.wrap(ScrapyFetcher(self.crawler), config)  # CONAC's answers kept across scans
+        rules = checking.rules_from_config(config)
+        # CONAC's answers kept across scans
+        fetcher = conac_cache.wrap(ScrapyFetcher(self.crawler), config, rules)
         self.renderer_obj: Any = None
         if render_mode != "never":
             from crawler.render import Renderer
@@ -80,7 +82,7 @@ class SitesSpider(Spider):
             fetcher,
             ctx.resolver,
             EvidenceStore(config.evidence_dir),
-            checking.rules_from_config(config),
+            rules,
             CertJudge(config.ca_file, config.intermediates_file),
             max_body=config.max_body_bytes,
             max_subresources=config.max_subresources,
