@@ -13,23 +13,27 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from checks.dns import DnsResult, UsageObservation, classify_dns, classify_usage
+from checks.domains import check_domain, check_unit_domains
 from checks.expected import Expected, UnitKind
-from checks.http import FetchOutcome, classify_http, page_readable
+from checks.http import FetchOutcome, classify_http, page_readable, unreadable
 from checks.landing import find_landing
 from checks.merge import settle_merged
 from checks.page import Need, NeedKind, Page
 from checks.reasons import is_transient
 from checks.rules import Rules
+from checks.suite import run_checks
 from checks.verdict import Evidence, Status, Verdict
 from crawler.resolver import DnsAnswer
 from storage.config import Config, ConfigError
+from storage.subjects import SubjectKind, kind_of
 
 PAGE_CHECKS = ("badge", "icp", "police", "site_code")
 #: The checks every subject kind ends with (``site:``, ``domain:``, ``unit:`` subjects).
-SUBJECT_CHECKS: dict[str, tuple[str, ...]] = {
-    "site": ("http", *PAGE_CHECKS),
-    "domain": ("dns", "domain", "usage"),
-    "unit": ("domain",),
+SUBJECT_CHECKS: dict[SubjectKind, tuple[str, ...]] = {
+    SubjectKind.SITE: ("http", *PAGE_CHECKS),
+    SubjectKind.DOMAIN: ("dns", "domain", "usage"),
+    SubjectKind.UNIT: ("domain",),
 }
 
 
@@ -64,7 +68,6 @@ def _hosts(names: list[str]) -> tuple[str, ...]:
 
 def run_page_checks(page: Page, expected: Expected, rules: Rules) -> tuple[list[Verdict], list[Need]]:
     """Every page check's verdict and the sub-resources still needed to decide."""
-    from checks.suite import run_checks
 
     result: Any = run_checks(page, expected, rules)
     raw = result.verdicts
@@ -112,8 +115,8 @@ def settle_site(
 
 def internal_error_verdicts(subject: str, detail: str) -> list[Verdict]:
     """Every check of ``subject`` as ``unknown/internal_error`` (its procedure raised)."""
-    kind = subject.partition(":")[0]
-    return [Verdict(c, Status.UNKNOWN, "internal_error", detail) for c in SUBJECT_CHECKS.get(kind, ())]
+    checks = SUBJECT_CHECKS[kind_of(subject)]
+    return [Verdict(c, Status.UNKNOWN, "internal_error", detail) for c in checks]
 
 
 def link_paths(tree: etree._Element, limit: int = 300) -> list[str]:
@@ -136,7 +139,6 @@ def link_paths(tree: etree._Element, limit: int = 300) -> list[str]:
 
 
 def dns_verdict(answer: DnsAnswer) -> Verdict:
-    from checks.dns import classify_dns
 
     return classify_dns(dns_result(answer))
 
@@ -144,7 +146,6 @@ def dns_verdict(answer: DnsAnswer) -> Verdict:
 def unreadable_verdicts(http: Verdict, expected: Expected, rules: Rules) -> list[Verdict]:
     """Page-check verdicts when the home page could not be read: ``unknown`` with the http reason,
     except where a check decides without the page (a 事业单位 site needs no 标识码: ``not_required``)."""
-    from checks.http import unreadable
 
     empty = Page(url=expected.site_url or "about:blank", body=b"", exhausted=True)
     verdicts, _needs = run_page_checks(empty, expected, rules)
@@ -157,7 +158,6 @@ def unreadable_verdicts(http: Verdict, expected: Expected, rules: Rules) -> list
 
 
 def dns_result(answer: DnsAnswer) -> Any:
-    from checks.dns import DnsResult
 
     return DnsResult(
         qname=answer.qname,
@@ -177,7 +177,6 @@ def usage_verdict(
     own_sha256: Iterable[str] = (),
     own_pages: Iterable[Mapping[str, Any]] = (),
 ) -> Verdict:
-    from checks.dns import UsageObservation, classify_usage
 
     known = set(getattr(UsageObservation, "__dataclass_fields__", {}))
     kwargs = {k: v for k, v in observation.items() if k in known}
@@ -189,7 +188,6 @@ def usage_verdict(
 
 
 def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, rules: Rules) -> Verdict:
-    from checks.domains import check_domain
 
     return check_domain(
         name, UnitKind(unit_kind), expiry=expiry, today=today, expiring_days=rules.expiring_days
@@ -198,7 +196,6 @@ def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, 
 
 def unit_domains_verdict(domains: Iterable[str], unit_kind: str) -> Verdict:
     """Does a unit hold a Chinese domain of its kind (``domain.ok`` / ``domain.no_chinese``)."""
-    from checks.domains import check_unit_domains
 
     return check_unit_domains(tuple(domains), UnitKind(unit_kind))
 

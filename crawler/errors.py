@@ -7,6 +7,10 @@ import re
 import zlib
 
 from scrapy.exceptions import IgnoreRequest
+from twisted.internet import defer
+from twisted.internet import error as terr
+from twisted.web import http
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from checks.errors import CrawlError
 from checks.http import FetchError
@@ -74,7 +78,6 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
         or "exceeds" in low
     ):
         return FetchError.OTHER, "too_large: " + text
-    from twisted.internet import error as terr
 
     if isinstance(exc, terr.DNSLookupError):
         return FetchError.DNS, text
@@ -134,7 +137,6 @@ def _parser_refusal(exc: BaseException) -> BaseException | None:
     ``Transfer-Encoding`` a ``KeyError``, a bad version a ``BadResponseVersion``, a broken chunk size a
     ``_MalformedChunkedDataError``. Whatever a wrapper carries that is not the connection ending (closed,
     lost, aborted, timed out, TLS, the body cut short) was the parser refusing the answer."""
-    from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
     for wrapper in _cause_tree(exc):
         if not isinstance(wrapper, (ResponseFailed, ResponseNeverReceived)):
@@ -148,9 +150,6 @@ def _parser_refusal(exc: BaseException) -> BaseException | None:
 
 def _connection_end(exc: BaseException) -> bool:
     """Whether ``exc`` is the connection ending (not a refusal of what was received)."""
-    from twisted.internet import defer
-    from twisted.internet import error as terr
-    from twisted.web import http
 
     ended = (
         terr.ConnectionDone,

@@ -11,9 +11,9 @@ from scrapy import Request
 from checks.http import FetchError
 from crawler.context import get_context
 from crawler.errors import MalformedResponseError, classify_exception
-from crawler.flow import RawResponse, headers_to_dict
 from crawler.middlewares import TOKEN_META, Place, release_place, target_address
 from crawler.politeness import Signal, page_mark
+from crawler.records import RawResponse, headers_to_dict
 from crawler.tls import TlsFallback
 
 

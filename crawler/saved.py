@@ -37,7 +37,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from checks.errors import InputError
 from crawler.errors import TooLargeError
-from crawler.flow import RawResponse
+from crawler.records import RawResponse
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from crawler.checking import rules_from_config
 from crawler.context import reset_context
 from crawler.jobs import Scope, count_subjects, expand_offices
-from crawler.progress import Progress
+from crawler.progress import SUBJECT_ERRORS, Progress
 from crawler.scanlocks import ScanError, close_scan, open_scan, subjects_done
+from crawler.scanlog import ScanLog, scan_log
 from crawler.settings import build_settings
 from crawler.spiders.sites import SitesSpider
 from crawler.vantage import require_vantage
@@ -36,6 +37,8 @@ class ScanSummary:
     scan_id: int
     status: str
     counters: dict[str, Any] = field(default_factory=dict)
+    log_path: str = ""  # the scan's log file (crawler/scanlog.py)
+    library_records: int = 0  # Scrapy/Twisted records kept off the terminal (they are in the log)
 
 
 def crawler_process(
@@ -122,13 +125,18 @@ def run_scan(
         render_mode = raw_scope.get("render", render_mode)
     counts = count_subjects(db, scope)
     done = subjects_done(db, scan_id)
-    progress = Progress(counts.total, done, stream=stream, label=f"[巡检 #{scan_id}] ")
+    progress = Progress(
+        counts.total, done, stream=stream, label=f"[巡检 #{scan_id}] ", timeout_s=config.timeout_s
+    )
     process, crawler, close_reasons = crawler_process(config, SitesSpider, settings_overrides or {})
-    process.crawl(crawler, scan_id=scan_id, render=render_mode, progress=progress)
+    progress.attach(crawler)
+    process.crawl(crawler, scan_id=scan_id, render=render_mode)
     status = ScanStatus.FAILED
     error = ""
+    slog = ScanLog()
     try:
-        process.start()
+        with scan_log(config, scan_id) as slog:
+            process.start()
         status = ScanStatus.FINISHED if close_reasons == ["finished"] else ScanStatus.INTERRUPTED
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -139,13 +147,8 @@ def run_scan(
         counters["sites"] = counts.sites
         counters["domains"] = counts.domains
         counters["units"] = counts.units
-        errors = crawler.stats.get_value("badgewatch/subject_errors", 0) if crawler.stats else 0
+        errors = int(progress.stats.get_value(SUBJECT_ERRORS, 0))
         counters["subject_errors"] = errors
-        spider = crawler.spider
-        flow = getattr(spider, "flow", None)
-        if flow is not None:
-            counters["renders"] = flow.renders
-            counters["dns_lookups"] = flow.resolver.lookups
         if errors and status == ScanStatus.FINISHED:
             status = ScanStatus.INTERRUPTED
             error = f"{errors} 个对象处理出错，可用 --resume {scan_id} 重试"
@@ -157,7 +160,7 @@ def run_scan(
         if status == ScanStatus.FINISHED:
             apply_retention(db, config)
         db.dispose()
-    return ScanSummary(scan_id, str(status), counters)
+    return ScanSummary(scan_id, str(status), counters, str(slog.path or ""), slog.library_records)
 
 
 def vantage_gate(config: Config, *, skip: bool = False, stream: TextIO | None = None) -> None:

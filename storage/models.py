@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from checks.domains import DomainKind
 from checks.expected import UnitKind
+from storage.subjects import Subject
 from storage.types import UtcDateTime, utcnow
 
 __all__ = [
@@ -119,7 +120,7 @@ class UserRole(StrEnum):
 class Office(Base):
     """An office (编办) of the reporting hierarchy, keyed by its GB division code.
 
-    Regions change (domain.md §8): ``valid_from``/``valid_until`` bound the code's life,
+    Regions change (docs/registry.md): ``valid_from``/``valid_until`` bound the code's life,
     ``successor_code`` names the office it merged into, and ``former_names`` keeps the names a code
     carried before (``[{"name": ..., "until": "YYYY-MM-DD"}]``) so a report can print the name valid
     at its date (:meth:`name_on`).
@@ -310,9 +311,9 @@ def subject_of(website_id: int | None, domain_id: int | None) -> str:
     """The ``subject`` string of a finding or capture: ``site:<id>``, ``domain:<id>`` or ``scan``
     (unit-level findings are ``unit:<id>``, named by :class:`crawler.jobs.UnitJob`)."""
     if website_id is not None:
-        return f"site:{website_id}"
+        return str(Subject.site(website_id))
     if domain_id is not None:
-        return f"domain:{domain_id}"
+        return str(Subject.domain(domain_id))
     return "scan"
 
 

@@ -2,9 +2,9 @@
 
 A :class:`Table` is a header and data rows with their line numbers in the file (CSV: the physical
 line a record starts on; XLSX: the sheet row), so every error can point at the line a person sees.
-Writing neutralises spreadsheet formulas: a CSV value starting with ``=``, ``+``, ``-``, ``@``, tab or
-carriage return is written behind a ``'`` (and read back without it); XLSX cells are always written as
-text, never as formulas.
+Writing neutralises spreadsheet formulas (the rule of ``storage/formulas.py``): a formula-like CSV value
+is written behind a ``'`` (and read back without it); XLSX cells are always written as text, never as
+formulas.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 from checks.errors import InputError
+from storage.formulas import escape, unescape
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 OFFICE_SHEET_NAMES = ("编办", "编办表", "offices", "office")
 
 
@@ -35,20 +35,6 @@ class Table:
     header: list[str]
     header_line: int
     rows: list[tuple[int, list[str]]] = field(default_factory=list)
-
-
-def unescape(value: str) -> str:
-    """Undo :func:`escape`: ``'=x`` → ``=x``."""
-    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_START:
-        return value[1:]
-    return value
-
-
-def escape(value: str) -> str:
-    """A value that a spreadsheet will not run as a formula when it opens the CSV."""
-    if value and value[0] in FORMULA_START:
-        return "'" + value
-    return value
 
 
 def decode_bytes(data: bytes, source: str) -> str:

@@ -71,32 +71,24 @@ def test_a_rule_no_check_can_use_is_refused(env: dict[str, str], words: list[str
         assert word in str(err.value)
 
 
+def _python(cwd: Path, env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_scrapy_crawl_stops_on_a_broken_configuration(tmp_path: Path) -> None:
     """``scrapy crawl sites`` reads its settings at import: a broken badgewatch.toml stops it with
     the file's name, never falls back to default settings (another database)."""
     (tmp_path / "badgewatch.toml").write_text("database_url = [unclosed\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BADGEWATCH_")}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-c", "import crawler.scrapy_project"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _python(tmp_path, env, "import crawler.scrapy_project")
     assert proc.returncode != 0
     assert "配置" in proc.stderr and "badgewatch.toml" in proc.stderr
     assert "Traceback" not in proc.stderr
 
     (tmp_path / "badgewatch.toml").write_text('database_url = "sqlite:///x.db"\n', encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-c", "import crawler.scrapy_project as s; print(s.BOT_NAME, s.CONCURRENT_ITEMS)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _python(tmp_path, env, "import crawler.scrapy_project as s; print(s.BOT_NAME, s.CONCURRENT_ITEMS)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["badgewatch", "1"]
