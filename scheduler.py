@@ -647,16 +647,10 @@ def _config(ctx: click.Context) -> Config:
 
 @contextmanager
 def _engine(ctx: click.Context) -> Iterator[Engine]:
-    try:
-        engine = make_engine(_config(ctx).database_url)
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """The database of the command (its errors, ours and SQLAlchemy's, are reported by badgewatch.py)."""
+    engine = make_engine(_config(ctx).database_url)
     try:
         yield engine
-    except ScheduleError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except sa.exc.OperationalError as exc:
-        raise click.ClickException(f"数据库无法使用: {exc.orig}") from exc
     finally:
         engine.dispose()
 

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from crawler.checking import rules_from_config
-from crawler.recheck import recheck_scan
 from storage.chain import Interrupted, StageFailed
 from storage.config import Config
 from storage.evidence import EvidenceStore
@@ -194,6 +193,10 @@ class ScanChild:
 def recheck_stage(engine: Engine, scan_id: int | None, config: Config) -> dict[str, Any]:
     """The ``recheck`` stage: re-derive the scan's findings from its stored evidence with the current
     rules (as ``badgewatch recheck``)."""
+    # Here, not at the top: recheck brings Scrapy and Twisted (through crawler.errors), and this module
+    # is imported by scheduler.py, which loads with every command of the command line.
+    from crawler.recheck import recheck_scan
+
     sid = finished_scan(engine, scan_id)
     s = recheck_scan(engine, sid, EvidenceStore(config.evidence_dir), rules_from_config(config))
     if s.missing_evidence:
