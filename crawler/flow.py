@@ -340,17 +340,16 @@ class Flow:
     ) -> list[Verdict]:
         budget = self.max_subresources
         verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
-        while True:
-            todo = [n for n in needs if n.kind is not NeedKind.RENDER and not page.settled(n)]
-            if not todo:
-                break
+        # Run the checks, fetch what they still need, run them again, until they need nothing more or the
+        # page's sub-resource budget is spent (then they decide with what they have: page.exhausted).
+        while todo := _open_needs(page, needs):
             if budget <= 0:
                 page.exhausted = True
                 verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
                 break
             todo = todo[:budget]
             budget -= len(todo)
-            await asyncio.gather(*(self._fetch_need(page, n, capture) for n in todo))
+            await self._fetch_needs(page, todo, capture)
             verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
         want_render = self.render_mode == "always" or (
             self.render_mode == "auto" and (force_render or checking.render_needed(needs))
@@ -360,13 +359,13 @@ class Flow:
             if rendered:
                 verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
                 # The rendered DOM may reference the badge script / verification page: fetch those too.
-                todo = [n for n in needs if n.kind is not NeedKind.RENDER and not page.settled(n)][
-                    : max(budget, 2)
-                ]
-                if todo:
-                    await asyncio.gather(*(self._fetch_need(page, n, capture) for n in todo))
+                if todo := _open_needs(page, needs)[: max(budget, 2)]:
+                    await self._fetch_needs(page, todo, capture)
                     verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
         return verdicts
+
+    async def _fetch_needs(self, page: Page, needs: list[Need], capture: CaptureRecord) -> None:
+        await asyncio.gather(*(self._fetch_need(page, n, capture) for n in needs))
 
     async def _render(self, page: Page, capture: CaptureRecord) -> bool:
         assert self.renderer is not None
@@ -521,6 +520,11 @@ def internal_error_result(job: Job, exc: BaseException) -> SubjectResult:
     if isinstance(job, DomainJob):
         return SubjectResult(job.subject, None, job.domain_id, verdicts, capture)
     return SubjectResult(job.subject, None, None, verdicts, CaptureRecord(url=""), unit_id=job.unit_id)
+
+
+def _open_needs(page: Page, needs: list[Need]) -> list[Need]:
+    """The sub-resources the checks still ask for that the page has not got (rendering aside)."""
+    return [n for n in needs if n.kind is not NeedKind.RENDER and not page.settled(n)]
 
 
 def attach_subresource(page: Page, need: Need, url: str, body: bytes, content_type: str) -> None:
