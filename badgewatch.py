@@ -3,22 +3,34 @@
 Each area contributes its commands from its own ``cli`` module (``storage.cli``, ``simnet.cli``,
 ``crawler.cli``, ``reports.cli``, ``review.cli``, ``scheduler``); this module assembles them and
 loads the configuration they share.
+
+It is also the last seam of the error tree (``checks/errors.py``): any :class:`BadgewatchError` a
+command lets through is printed as its (Chinese) message with exit code 1 and logged with its detail;
+a database error SQLAlchemy raises past a command is translated the same way. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+import sqlalchemy as sa
 
-from storage.config import Config, ConfigError
+import crawler.cli
+import reports.cli
+import review.audit_cli
+import review.cli
+import scheduler
+import simnet.cli
+import storage.cli
+from checks.errors import BadgewatchError
+from storage.config import Config
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,19 +38,28 @@ if TYPE_CHECKING:
     from simnet.mailsink import MailSink
     from simnet.runtime import SimNet
 
-# Modules that provide commands; each exposes ``COMMANDS``, a list of click commands.
-COMMAND_MODULES: tuple[str, ...] = (
-    "storage.cli",
-    "simnet.cli",
-    "crawler.cli",
-    "reports.cli",
-    "review.cli",
-    "review.audit_cli",
-    "scheduler",
-)
+log = logging.getLogger("badgewatch")
+
+# Modules that provide commands; each exposes ``COMMANDS``, a list of click commands. Imported by name
+# above: a module that is missing or misspelt fails at start-up instead of its commands vanishing.
+COMMAND_MODULES = (storage.cli, simnet.cli, crawler.cli, reports.cli, review.cli, review.audit_cli, scheduler)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The root group: errors of the tree end as a message and exit code 1 (see the module's doc)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BadgewatchError as exc:
+            log.debug("command failed", exc_info=True)
+            raise click.ClickException(str(exc)) from exc
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("database error: %s", exc)
+            raise click.ClickException("数据库无法使用（是否已运行 badgewatch init？详情见日志）") from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -54,18 +75,12 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
         level=logging.WARNING - 10 * min(verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        ctx.obj = Config.load(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ctx.obj = Config.load(config_path)  # a ConfigError is reported by _Group
 
 
 def _register() -> None:
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        for command in getattr(module, "COMMANDS", ()):
+    for module in COMMAND_MODULES:
+        for command in module.COMMANDS:
             cli.add_command(command)
 
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import idna
 
+from checks.errors import InputError
 from checks.expected import UnitKind
 from checks.verdict import Status, Verdict
 
@@ -35,7 +36,7 @@ class DomainKind(StrEnum):
     ENGLISH = "英文"
 
 
-class DomainError(ValueError):
+class DomainError(InputError, ValueError):
     """A name that is not a valid domain; ``code`` is ``domain.invalid`` or ``domain.label_too_long``."""
 
     def __init__(self, code: str, message: str, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from checks.errors import StateError
 from checks.status import Status
 
 P, F, W, U = Status.PASS, Status.FAIL, Status.WARN, Status.UNKNOWN
@@ -147,7 +148,7 @@ REASONS: dict[str, Reason] = {r.code: r for r in _TABLE}
 assert len(REASONS) == len(_TABLE), "duplicate reason code"
 
 
-class UnknownReasonError(KeyError):
+class UnknownReasonError(StateError, KeyError):
     """A reason code that is not in the catalogue."""
 
 

@@ -30,11 +30,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+from OpenSSL import crypto
 
 from checks.http import CertProblem
 
 if TYPE_CHECKING:
-    from crawler.flow import Fetcher
+    from crawler.records import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,6 @@ class CertJudge:
         """RFC 5280 path validation with OpenSSL (browsers' rules, not the stricter CA/B profile):
         ``ok``, ``expired`` (trusted path, an intermediate or the root out of date), ``missing_issuer``
         or ``untrusted``. The leaf's own dates are judged separately."""
-        from OpenSSL import crypto
 
         if self._store is None:
             self._store = crypto.X509Store()
@@ -251,6 +251,7 @@ class CertJudge:
 def _certifi_bundle() -> list[str]:
     """certifi's Mozilla roots, where the system has no bundle (minimal containers)."""
     try:
+        # Here: certifi is optional (only where the system has no CA bundle).
         import certifi
     except ImportError:
         return []

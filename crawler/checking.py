@@ -13,37 +13,61 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from checks.dns import DnsResult, UsageObservation, classify_dns, classify_usage
+from checks.domains import check_domain, check_unit_domains
 from checks.expected import Expected, UnitKind
-from checks.http import FetchOutcome, classify_http, page_readable
+from checks.http import FetchOutcome, classify_http, page_readable, unreadable
 from checks.landing import find_landing
 from checks.merge import settle_merged
 from checks.page import Need, NeedKind, Page
 from checks.reasons import is_transient
 from checks.rules import Rules
+from checks.suite import run_checks
 from checks.verdict import Evidence, Status, Verdict
 from crawler.resolver import DnsAnswer
-from storage.config import Config
+from storage.config import Config, ConfigError
+from storage.subjects import SubjectKind, kind_of
 
 PAGE_CHECKS = ("badge", "icp", "police", "site_code")
 #: The checks every subject kind ends with (``site:``, ``domain:``, ``unit:`` subjects).
-SUBJECT_CHECKS: dict[str, tuple[str, ...]] = {
-    "site": ("http", *PAGE_CHECKS),
-    "domain": ("dns", "domain", "usage"),
-    "unit": ("domain",),
+SUBJECT_CHECKS: dict[SubjectKind, tuple[str, ...]] = {
+    SubjectKind.SITE: ("http", *PAGE_CHECKS),
+    SubjectKind.DOMAIN: ("dns", "domain", "usage"),
+    SubjectKind.UNIT: ("domain",),
 }
 
 
 def rules_from_config(config: Config) -> Rules:
+    """The check rules of ``config`` (its block *check rules*: every field of :class:`Rules`);
+    :class:`storage.config.ConfigError` for a value no check could use."""
+    unknown = [name for name in config.disabled_checks if name not in PAGE_CHECKS]
+    if unknown:
+        raise ConfigError(
+            f"disabled_checks 中有未知的检查项: {'、'.join(unknown)}（可选：{'、'.join(PAGE_CHECKS)}）"
+        )
+    for name in ("expiring_days", "badge_max_scripts", "badge_max_frames", "badge_max_images"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"设置项 {name} 不能为负数: {getattr(config, name)}")
     return Rules(
         icp_ignore_suffix=config.icp_ignore_suffix,
-        red_page_hosts=tuple(h.lower() for h in config.red_page_hosts),
+        red_page_hosts=_hosts(config.red_page_hosts),
+        expiring_days=config.expiring_days,
         default_province_code=config.province_code,
+        conac_script_hosts=_hosts(config.conac_script_hosts),
+        conac_verify_hosts=_hosts(config.conac_verify_hosts),
+        badge_max_scripts=config.badge_max_scripts,
+        badge_max_frames=config.badge_max_frames,
+        badge_max_images=config.badge_max_images,
+        disabled_checks=tuple(config.disabled_checks),
     )
+
+
+def _hosts(names: list[str]) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in names if h.strip())
 
 
 def run_page_checks(page: Page, expected: Expected, rules: Rules) -> tuple[list[Verdict], list[Need]]:
     """Every page check's verdict and the sub-resources still needed to decide."""
-    from checks.suite import run_checks
 
     result: Any = run_checks(page, expected, rules)
     raw = result.verdicts
@@ -91,8 +115,8 @@ def settle_site(
 
 def internal_error_verdicts(subject: str, detail: str) -> list[Verdict]:
     """Every check of ``subject`` as ``unknown/internal_error`` (its procedure raised)."""
-    kind = subject.partition(":")[0]
-    return [Verdict(c, Status.UNKNOWN, "internal_error", detail) for c in SUBJECT_CHECKS.get(kind, ())]
+    checks = SUBJECT_CHECKS[kind_of(subject)]
+    return [Verdict(c, Status.UNKNOWN, "internal_error", detail) for c in checks]
 
 
 def link_paths(tree: etree._Element, limit: int = 300) -> list[str]:
@@ -115,7 +139,6 @@ def link_paths(tree: etree._Element, limit: int = 300) -> list[str]:
 
 
 def dns_verdict(answer: DnsAnswer) -> Verdict:
-    from checks.dns import classify_dns
 
     return classify_dns(dns_result(answer))
 
@@ -123,7 +146,6 @@ def dns_verdict(answer: DnsAnswer) -> Verdict:
 def unreadable_verdicts(http: Verdict, expected: Expected, rules: Rules) -> list[Verdict]:
     """Page-check verdicts when the home page could not be read: ``unknown`` with the http reason,
     except where a check decides without the page (a 事业单位 site needs no 标识码: ``not_required``)."""
-    from checks.http import unreadable
 
     empty = Page(url=expected.site_url or "about:blank", body=b"", exhausted=True)
     verdicts, _needs = run_page_checks(empty, expected, rules)
@@ -136,7 +158,6 @@ def unreadable_verdicts(http: Verdict, expected: Expected, rules: Rules) -> list
 
 
 def dns_result(answer: DnsAnswer) -> Any:
-    from checks.dns import DnsResult
 
     return DnsResult(
         qname=answer.qname,
@@ -156,7 +177,6 @@ def usage_verdict(
     own_sha256: Iterable[str] = (),
     own_pages: Iterable[Mapping[str, Any]] = (),
 ) -> Verdict:
-    from checks.dns import UsageObservation, classify_usage
 
     known = set(getattr(UsageObservation, "__dataclass_fields__", {}))
     kwargs = {k: v for k, v in observation.items() if k in known}
@@ -168,7 +188,6 @@ def usage_verdict(
 
 
 def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, rules: Rules) -> Verdict:
-    from checks.domains import check_domain
 
     return check_domain(
         name, UnitKind(unit_kind), expiry=expiry, today=today, expiring_days=rules.expiring_days
@@ -177,7 +196,6 @@ def domain_verdict(name: str, unit_kind: str, expiry: date | None, today: date, 
 
 def unit_domains_verdict(domains: Iterable[str], unit_kind: str) -> Verdict:
     """Does a unit hold a Chinese domain of its kind (``domain.ok`` / ``domain.no_chinese``)."""
-    from checks.domains import check_unit_domains
 
     return check_unit_domains(tuple(domains), UnitKind(unit_kind))
 

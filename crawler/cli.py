@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from checks.reasons import UnknownReasonError, describe
 from storage.config import Config
 
 if TYPE_CHECKING:
@@ -74,9 +75,10 @@ def scan(
 
     开始前先访问配置的参照网站（vantage_urls）；大多访问失败时不建立巡检记录，退出码为 3。
     """
-    from crawler.scanrun import ScanError, run_scan
+    # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+    # only with the command that needs them.
+    from crawler.scanrun import run_scan
     from crawler.vantage import VantageError
-    from storage.db import DatabaseError
 
     config = _config(ctx)
     if no_wait and not distributed:
@@ -85,6 +87,8 @@ def scan(
         raise click.ClickException("--second-pass 只能单独使用（范围取自该次巡检）")
     try:
         if distributed:
+            # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+            # only with the command that needs them.
             from crawler.distributed_run import start_distributed_scan
 
             if concurrency:
@@ -113,8 +117,6 @@ def scan(
             )
     except VantageError as exc:
         vantage_exit(exc, as_json)
-    except (ScanError, DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
     if distributed and no_wait:
         if as_json:
             click.echo(
@@ -136,37 +138,75 @@ def scan(
             )
         )
     else:
-        click.echo(f"巡检 #{summary.scan_id}：{summary.status}")
-        click.echo(
-            f"  网站 {c.get('sites', 0)} 个，域名 {c.get('domains', 0)} 个，单位 {c.get('units', 0)} 个；"
-            f"本次完成 {c.get('subjects', 0)} 个对象（续扫前已完成 {c.get('subjects_before_resume', 0)}），"
-            f"用时 {c.get('elapsed_s', 0)} 秒，{c.get('subjects_per_s', 0)} 个/秒，"
-            f"请求 {c.get('requests', 0)} 次，渲染 {c.get('renders', 0)} 页"
-        )
-        if "second_pass" in c:
-            click.echo(f"  第二遍巡检：再次访问 {c['second_pass'].get('subjects', 0)} 个尚待确认的对象")
-        by_status = c.get("by_status", {})
-        click.echo("  结论：" + "，".join(f"{k} {v}" for k, v in sorted(by_status.items())))
-        confirmation = c.get("confirmation")
-        if confirmation:
-            hours = f"{config.confirm_interval_h:g}"
-            failures, confirmed, pending = (confirmation[k] for k in ("failures", "confirmed", "pending"))
-            click.echo(
-                f"  问题确认：不合规 {failures} 项，其中已确认 {confirmed} 项、待确认 {pending} 项"
-                f"（首次发现的问题需间隔 {hours} 小时再次发现才列入不合规清单）"
-            )
-        problems = c.get("problems", {})
-        if problems:
-            click.echo("  问题（按原因）：")
-            for reason, n in list(problems.items())[:20]:
-                click.echo(f"    {reason}: {n}")
+        _print_summary(summary, config)
     if summary.status != "finished":
         sys.exit(1)
+
+
+# What the terminal says (Chinese): the codes are in --json and the logs.
+_SCAN_STATUS_ZH = {
+    "finished": "已完成",
+    "interrupted": "已中断（可续扫）",
+    "failed": "失败",
+    "running": "进行中",
+}
+_VERDICT_ZH = {"pass": "合规", "fail": "不合规", "warn": "提示", "unknown": "无法判定"}
+
+
+def _reason_zh(code: str) -> str:
+    try:
+        return describe(code).message
+    except UnknownReasonError:
+        return "其他原因"
+
+
+def _print_summary(summary: Any, config: Config) -> None:
+    """The scan's summary for the person at the terminal."""
+    c = summary.counters
+    click.echo(f"巡检 #{summary.scan_id}：{_SCAN_STATUS_ZH.get(summary.status, summary.status)}")
+    click.echo(
+        f"  网站 {c.get('sites', 0)} 个，域名 {c.get('domains', 0)} 个，单位 {c.get('units', 0)} 个；"
+        f"本次完成 {c.get('subjects', 0)} 个对象（续扫前已完成 {c.get('subjects_before_resume', 0)}），"
+        f"用时 {c.get('elapsed_s', 0)} 秒，{c.get('subjects_per_s', 0)} 个/秒，"
+        f"请求 {c.get('requests', 0)} 次，渲染 {c.get('renders', 0)} 页"
+    )
+    if "second_pass" in c:
+        click.echo(f"  第二遍巡检：再次访问 {c['second_pass'].get('subjects', 0)} 个尚待确认的对象")
+    by_status = c.get("by_status", {})
+    order = list(_VERDICT_ZH)
+    shown = sorted(by_status.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    click.echo("  结论：" + "，".join(f"{_VERDICT_ZH.get(k, k)} {v} 项" for k, v in shown))
+    confirmation = c.get("confirmation")
+    if confirmation:
+        hours = f"{config.confirm_interval_h:g}"
+        failures, confirmed, pending = (confirmation[k] for k in ("failures", "confirmed", "pending"))
+        click.echo(
+            f"  问题确认：不合规 {failures} 项，其中已确认 {confirmed} 项、待确认 {pending} 项"
+            f"（首次发现的问题需间隔 {hours} 小时再次发现才列入不合规清单）"
+        )
+    problems = c.get("problems", {})
+    if problems:
+        click.echo("  问题（按原因）：")
+        merged: dict[str, int] = {}
+        for reason, n in problems.items():
+            text = _reason_zh(reason)
+            merged[text] = merged.get(text, 0) + n
+        for text, n in sorted(merged.items(), key=lambda kv: -kv[1])[:20]:
+            click.echo(f"    {text}：{n} 项")
+    if getattr(summary, "log_path", ""):
+        extra = (
+            f"，其中 Scrapy 等组件的英文记录 {summary.library_records} 条（终端未显示，-v 可显示）"
+            if summary.library_records
+            else ""
+        )
+        click.echo(f"  详细日志：{summary.log_path}{extra}")
 
 
 def vantage_exit(exc: VantageError, as_json: bool) -> NoReturn:
     """The vantage check failed: the message on the terminal (standard error, also with ``--json``),
     the machine-readable failure on standard output with ``--json``; exit status 3."""
+    # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+    # only with the command that needs them.
     from crawler.vantage import EXIT_VANTAGE
 
     click.echo(str(exc), err=True)
@@ -189,18 +229,16 @@ def worker(
     ctx: click.Context, scan_id: int | None, concurrency: int | None, as_json: bool, skip_vantage: bool
 ) -> None:
     """分布式巡检的工作进程：从 Redis 领取网站和域名并巡检，队列取空且无人处理中时退出。"""
+    # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+    # only with the command that needs them.
     from crawler.distributed_run import run_worker
-    from crawler.scanrun import ScanError
     from crawler.vantage import VantageError
-    from storage.db import DatabaseError
 
     config = _config(ctx)
     try:
         summary = run_worker(config, scan_id=scan_id, concurrency=concurrency, skip_vantage=skip_vantage)
     except VantageError as exc:
         vantage_exit(exc, as_json)
-    except (ScanError, DatabaseError) as exc:
-        raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(
             json.dumps(
@@ -216,7 +254,8 @@ def worker(
         )
     else:
         click.echo(
-            f"巡检 #{summary.scan_id}：本进程完成 {summary.subjects} 个对象；巡检状态 {summary.status}"
+            f"巡检 #{summary.scan_id}：本进程完成 {summary.subjects} 个对象；"
+            f"巡检状态：{_SCAN_STATUS_ZH.get(summary.status, summary.status)}"
         )
 
 
@@ -225,6 +264,8 @@ def worker(
 @click.pass_context
 def recheck(ctx: click.Context, scan_id: int) -> None:
     """用已保存的证据和当前的检查规则重新判定某次巡检的全部结论（不访问网络）。"""
+    # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+    # only with the command that needs them.
     from crawler.checking import rules_from_config
     from crawler.recheck import recheck_scan
     from storage.db import make_engine
@@ -234,8 +275,6 @@ def recheck(ctx: click.Context, scan_id: int) -> None:
     db = make_engine(config.database_url)
     try:
         summary = recheck_scan(db, scan_id, EvidenceStore(config.evidence_dir), rules_from_config(config))
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         db.dispose()
     click.echo(
@@ -272,6 +311,8 @@ def inspect(
     保存的网页（浏览器“网页，全部”、wget/HTTrack 镜像）引用的脚本、框架和图片从文件旁读取；
     读不到的按获取失败处理（结论为“无法判定”，不判为缺失）。
     """
+    # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+    # only with the command that needs them.
     from crawler.inspect import (
         InspectError,
         expected_for_inspect,
@@ -281,17 +322,14 @@ def inspect(
     )
 
     config = _config(ctx)
-    try:
-        page = resolve_target(target)
-        if render and not Path(config.chromium_path).is_file():
-            raise InspectError(
-                f"未找到 Chromium：{config.chromium_path}（scripts/system-deps.sh 可安装 Debian 的 chromium，"
-                "或在配置中设置 chromium_path）"
-            )
-        url = page if isinstance(page, str) else ""
-        expected, notes = expected_for_inspect(kind, site, url, config)
-    except InspectError as exc:
-        raise click.ClickException(str(exc)) from exc
+    page = resolve_target(target)
+    if render and not Path(config.chromium_path).is_file():
+        raise InspectError(
+            f"未找到 Chromium：{config.chromium_path}（scripts/system-deps.sh 可安装 Debian 的 chromium，"
+            "或在配置中设置 chromium_path）"
+        )
+    url = page if isinstance(page, str) else ""
+    expected, notes = expected_for_inspect(kind, site, url, config)
     for note in notes:
         click.echo(f"提示：{note}", err=True)
     if isinstance(page, Path):
@@ -319,6 +357,8 @@ def inspect(
 
 def _print_page(result: Inspection, expected: Expected) -> None:
     """How the page was read: for a saved page, its address and the files read beside it."""
+    # Here, not at the top: every command module loads with the command line; Scrapy and Twisted load
+    # only with the command that needs them.
     from crawler.saved import URL_FROM_ZH
 
     saved = result.saved

@@ -46,9 +46,10 @@ from urllib.parse import urlsplit
 from checks.content import assess, is_html
 from checks.page import Document
 from checks.rules import DEFAULT_RULES, Rules
-from crawler.flow import REVALIDATE, Fetcher, RawResponse
+from crawler.records import REVALIDATE, Fetcher, RawResponse
 from storage.conac_cache import CachedResource, ConacCacheStore
 from storage.config import Config
+from storage.db import make_engine
 from storage.evidence import BlobNotFoundError, EvidenceStore
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,6 @@ def wrap(fetcher: Fetcher, config: Config, rules: Rules = DEFAULT_RULES) -> Fetc
     ``conac_cache`` is off)."""
     if not config.conac_cache:
         return fetcher
-    from storage.db import make_engine
 
     return ConacCachingFetcher(
         fetcher,

@@ -25,18 +25,17 @@ from sqlalchemy.orm import Session
 
 from crawler.distributed import DistributedError, Frontier, active_scans, connect, worker_id
 from crawler.jobs import Scope, count_subjects, expand_offices, iter_subjects
-from crawler.scanrun import (
-    DISTRIBUTED_HOLDER,
-    ScanError,
-    apply_retention,
-    confirm,
-    crawler_process,
-    open_scan,
-    subjects_done,
-    vantage_gate,
-)
+from crawler.middlewares import DISTRIBUTED_KEY
+from crawler.progress import Progress
+from crawler.scanlocks import DISTRIBUTED_HOLDER, ScanError, open_scan, subjects_done
+from crawler.scanlog import scan_log
+from crawler.scanrun import apply_retention, crawler_process, vantage_gate
+from crawler.spiders.distributed import DistributedSitesSpider
 from storage.config import Config
+from storage.db import make_engine
 from storage.models import Finding, Scan, ScanLock, ScanStatus
+from storage.streaks import confirm
+from storage.subjects import SubjectKind
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,6 @@ def start_distributed_scan(
 
     The vantage check (:mod:`crawler.vantage`) runs first, before anything is opened or seeded; each
     worker checks its own machine again when it starts (workers may run elsewhere)."""
-    from storage.db import make_engine
 
     out = stream if stream is not None else sys.stderr
     require_postgres(config)
@@ -227,7 +225,7 @@ def _final_counters(db: Engine, frontier: Frontier, scope: Scope) -> dict[str, A
         started = conn.execute(sa.select(Scan.started_at).where(Scan.id == scan_id)).scalar_one()
         done_sites = conn.execute(
             sa.select(sa.func.count(sa.distinct(Finding.subject))).where(
-                Finding.scan_id == scan_id, Finding.subject.like("site:%")
+                Finding.scan_id == scan_id, Finding.subject.like(SubjectKind.SITE.prefix + "%")
             )
         ).scalar_one()
     elapsed = (utcnow() - started).total_seconds() if started is not None else 0.0
@@ -311,10 +309,6 @@ def run_worker(
 
     Before taking any subject the worker runs the vantage check from its own machine: a worker on a
     machine that cannot see the sites refuses to start (:class:`crawler.vantage.VantageError`)."""
-    from crawler.middlewares import DISTRIBUTED_KEY
-    from crawler.progress import Progress
-    from crawler.spiders.distributed import DistributedSitesSpider
-    from storage.db import make_engine
 
     require_postgres(config)
     if concurrency:
@@ -345,20 +339,22 @@ def run_worker(
     st = frontier.status()
     worker = worker_id()
     progress = Progress(
-        st.total, st.done_before + st.done, stream=stream, label=f"[巡检 #{scan_id} {worker}] "
+        st.total,
+        st.done_before + st.done,
+        stream=stream,
+        label=f"[巡检 #{scan_id} {worker}] ",
+        timeout_s=config.timeout_s,
     )
     overrides = {DISTRIBUTED_KEY: True, "REDIS_URL": config.redis_url, **(settings_overrides or {})}
     process, crawler, close_reasons = crawler_process(config, DistributedSitesSpider, overrides)
-    process.crawl(crawler, scan_id=scan_id, worker=worker, progress=progress)
+    progress.attach(crawler)
+    process.crawl(crawler, scan_id=scan_id, worker=worker)
     try:
-        process.start()
+        with scan_log(config, scan_id, worker):
+            process.start()
     finally:
-        spider = crawler.spider
-        flow = getattr(spider, "flow", None)
-        stats: dict[str, int] = {}
-        if flow is not None:
-            stats["renders"] = int(flow.renders)
-            stats["dns_lookups"] = int(flow.resolver.lookups)
+        # The flow's counts, as the spider left them in the crawler's stats when it closed.
+        stats = {k: v for k in ("renders", "dns_lookups") if (v := progress.summary().get(k)) is not None}
         try:
             if frontier.exists():
                 frontier.add_stats(stats)
@@ -372,5 +368,4 @@ def run_worker(
     status = closed[0] if closed is not None else _status(db, scan_id)
     db.dispose()
     counters = progress.summary()
-    counters.update(stats)
     return WorkerSummary(scan_id, progress.done, status, counters)

@@ -104,6 +104,7 @@ class ShortKeepAliveHandler(HTTP11DownloadHandler):
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
+        # Here, not at the top: importing the reactor installs one, and Scrapy installs its own first.
         from twisted.internet import reactor
 
         stock = self._pool
@@ -190,6 +191,7 @@ def _zlib_whole(data: bytes, d: Any, maxsize: int, name: bytes) -> bytes | None:
 
 
 def _brotli_whole(data: bytes, maxsize: int) -> bytes | None:
+    # Here: brotli is needed only for a brotli-encoded body, and is imported only then.
     import brotli
 
     d = brotli.Decompressor()

@@ -7,12 +7,17 @@ import re
 import zlib
 
 from scrapy.exceptions import IgnoreRequest
+from twisted.internet import defer
+from twisted.internet import error as terr
+from twisted.web import http
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
+from checks.errors import CrawlError
 from checks.http import FetchError
 from crawler.resolver import DnsAnswer
 
 
-class DnsFailedError(IgnoreRequest):
+class DnsFailedError(CrawlError, IgnoreRequest):
     """The host of a request has no address (the DNS answer says why)."""
 
     def __init__(self, answer: DnsAnswer) -> None:
@@ -21,7 +26,7 @@ class DnsFailedError(IgnoreRequest):
         super().__init__(f"DNS lookup of {answer.qname} failed: {why}")
 
 
-class AddressRefusedError(IgnoreRequest):
+class AddressRefusedError(CrawlError, IgnoreRequest):
     """Every address of the host was refused by the address guard; nothing was sent."""
 
     def __init__(self, host: str, addresses: tuple[str, ...], why: str) -> None:
@@ -31,18 +36,18 @@ class AddressRefusedError(IgnoreRequest):
         super().__init__(f"{host} → {', '.join(addresses)}: address refused ({why})")
 
 
-class TooLargeError(Exception):
+class TooLargeError(CrawlError):
     """A body exceeded the configured maximum size."""
 
 
-class MalformedResponseError(Exception):
+class MalformedResponseError(CrawlError):
     """The server's answer is not HTTP as a client can read it: a status code outside 100..599, a
     compressed body that is cut short or corrupt (``Content-Encoding`` over bytes that are not so
     encoded). Raised by the crawler itself; the HTTP parser's own refusals are recognised by
     :func:`classify_exception` from what it raised."""
 
 
-class TlcpOnlyError(Exception):
+class TlcpOnlyError(CrawlError):
     """The TLS handshake failed and the server answers in 国密 TLCP records (GM/T 0024) only."""
 
     def __init__(self, host: str, port: int, answer: str) -> None:
@@ -73,7 +78,6 @@ def classify_exception(exc: BaseException) -> tuple[FetchError, str]:
         or "exceeds" in low
     ):
         return FetchError.OTHER, "too_large: " + text
-    from twisted.internet import error as terr
 
     if isinstance(exc, terr.DNSLookupError):
         return FetchError.DNS, text
@@ -133,7 +137,6 @@ def _parser_refusal(exc: BaseException) -> BaseException | None:
     ``Transfer-Encoding`` a ``KeyError``, a bad version a ``BadResponseVersion``, a broken chunk size a
     ``_MalformedChunkedDataError``. Whatever a wrapper carries that is not the connection ending (closed,
     lost, aborted, timed out, TLS, the body cut short) was the parser refusing the answer."""
-    from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
     for wrapper in _cause_tree(exc):
         if not isinstance(wrapper, (ResponseFailed, ResponseNeverReceived)):
@@ -147,9 +150,6 @@ def _parser_refusal(exc: BaseException) -> BaseException | None:
 
 def _connection_end(exc: BaseException) -> bool:
     """Whether ``exc`` is the connection ending (not a refusal of what was received)."""
-    from twisted.internet import defer
-    from twisted.internet import error as terr
-    from twisted.web import http
 
     ended = (
         terr.ConnectionDone,

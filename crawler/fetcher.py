@@ -9,12 +9,11 @@ from urllib.parse import urlsplit
 from scrapy import Request
 
 from checks.http import FetchError
-from checks.rules import DEFAULT_RULES
 from crawler.context import get_context
 from crawler.errors import MalformedResponseError, classify_exception
-from crawler.flow import RawResponse, headers_to_dict
 from crawler.middlewares import TOKEN_META, Place, release_place, target_address
 from crawler.politeness import Signal, page_mark
+from crawler.records import RawResponse, headers_to_dict
 from crawler.tls import TlsFallback
 
 
@@ -30,6 +29,11 @@ class ScrapyFetcher:
         self.crawler = crawler
         self.context = get_context(crawler.settings)
         self.fallback = TlsFallback(self.context)
+        config = self.context.config
+        # CONAC serves every site's badge: its hosts (as configured) get a rate of their own.
+        self.conac_hosts = frozenset(
+            h.lower() for h in (*config.conac_script_hosts, *config.conac_verify_hosts)
+        )
 
     async def get(
         self, url: str, *, maxsize: int, priority: int = 0, headers: Mapping[str, str] | None = None
@@ -100,8 +104,8 @@ class ScrapyFetcher:
             return "", None
         address = await target_address(self.context, host)
         rate = self.context.config.conac_rate_per_min
-        if rate and host in CONAC_HOSTS:
-            politeness.set_rate(address, rate)  # CONAC serves every site's badge: a rate of its own
+        if rate and host in self.conac_hosts:
+            politeness.set_rate(address, rate)
         return address, Place(politeness, address, await politeness.acquire(address))
 
     def report(self, ip: str, host: str, reason: str, status: int, body: bytes) -> None:
@@ -116,7 +120,6 @@ class ScrapyFetcher:
             politeness.feedback(ip, Signal.PUSHBACK, host=host, mark=page_mark(body))
 
 
-CONAC_HOSTS = frozenset(DEFAULT_RULES.conac_script_hosts) | frozenset(DEFAULT_RULES.conac_verify_hosts)
 # A page that says the address counted us (a CC rule's notice): stay away for a while. A block or a
 # challenge page may as well be a site's WAF refusing a client that is not a browser, which waiting does
 # not change: the address only slows down.

@@ -3,6 +3,10 @@
 Independent of Scrapy: a :class:`Fetcher` does the network I/O (the spider's is Scrapy's engine, so
 every request goes through the downloader, its middlewares and its per-IP slots). Redirects are
 followed here, one hop at a time, so every hop is recorded and passes the address guard.
+
+Near 600 lines because the procedures of the three subject kinds share one object's state (fetcher,
+resolver, evidence store, rules, the sub-resource budget, the render switch); the records they pass
+around are in :mod:`crawler.records`.
 """
 
 from __future__ import annotations
@@ -12,15 +16,15 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from w3lib.url import safe_url_string
 
+from checks.expected import Expected, UnitKind
 from checks.http import CertProblem, FetchError, FetchOutcome, Hop, page_readable
 from checks.landing import find_landing
 from checks.page import Document, Need, NeedKind, Page
@@ -28,8 +32,15 @@ from checks.rules import Rules
 from checks.verdict import Verdict
 from crawler import checking
 from crawler.certs import CertJudge, cert_summary, tls_summary
-from crawler.errors import classify_exception, is_too_large
+from crawler.errors import classify_exception
 from crawler.jobs import DomainJob, Job, SiteJob, UnitJob
+from crawler.records import REVALIDATE as REVALIDATE
+from crawler.records import CaptureRecord as CaptureRecord
+from crawler.records import Fetched, _header
+from crawler.records import Fetcher as Fetcher
+from crawler.records import RawResponse as RawResponse
+from crawler.records import SubjectResult as SubjectResult
+from crawler.records import Visit as Visit
 from crawler.resolver import DnsAnswer, ScanResolver
 from storage.evidence import EvidenceStore
 
@@ -39,65 +50,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_HOPS = 10
 MAX_LANDINGS = 3  # landing stubs followed in a row (a registrar's frame, then a CMS entry page, ...)
 SUB_MAX_BYTES = 2 * 1024 * 1024
-
-
-@dataclass
-class RawResponse:
-    """One HTTP response as the fetcher got it."""
-
-    url: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    certificate: Any = None
-    ip: str = ""
-    # TLS: the certificates the server sent after its leaf (None: not known) and the protocol version.
-    peer_chain: tuple[Any, ...] | None = None
-    tls_version: str = ""
-    # Set when the body came from the CONAC cache, not from this request (crawler/conac_cache.py):
-    # what the evidence records (validated when, revalidated or not).
-    cache: dict[str, Any] | None = None
-
-
-class Fetcher(Protocol):
-    async def get(
-        self, url: str, *, maxsize: int, priority: int = 0, headers: Mapping[str, str] | None = None
-    ) -> RawResponse: ...
-
-
-# True while a subject's retry runs: its CONAC answers are revalidated with the server even within the
-# cache's max age, so a failure is always confirmed with a fresh exchange (crawler/conac_cache.py).
-REVALIDATE: ContextVar[bool] = ContextVar("badgewatch_revalidate", default=False)
-
-
-@dataclass
-class Fetched:
-    """A URL fetched with its redirects followed."""
-
-    url: str
-    chain: list[Hop]
-    response: RawResponse | None = None
-    error: FetchError | None = None
-    error_detail: str = ""
-    elapsed: float = 0.0
-
-    @property
-    def final_url(self) -> str:
-        return self.response.url if self.response else (self.chain[-1].url if self.chain else self.url)
-
-    @property
-    def too_large(self) -> bool:
-        return self.error is FetchError.OTHER and is_too_large(self.error_detail)
-
-
-@dataclass
-class Visit:
-    """The page a visitor ends on: the final fetch (its chain from the first URL, landing hops included),
-    its page, and the landing stubs passed on the way (``(url, landing kind, response)``)."""
-
-    fetched: Fetched
-    page: Page | None
-    stubs: list[tuple[str, str, RawResponse]] = field(default_factory=list)
 
 
 def invalid_url(url: str) -> str:
@@ -129,54 +81,6 @@ def redirect_target(current: str, location: str) -> str | None:
         return safe_url_string(urljoin(current, raw.strip()), encoding="utf-8")
     except (ValueError, UnicodeError):
         return None
-
-
-@dataclass
-class CaptureRecord:
-    """One visit's evidence as stored: blob keys and JSON records (a ``storage.models.Capture`` row)."""
-
-    url: str
-    final_url: str = ""
-    status: int | None = None
-    started: datetime = field(default_factory=lambda: datetime.now(UTC))
-    duration: float = 0.0
-    error: str = ""
-    http_chain: list[dict[str, Any]] = field(default_factory=list)
-    dns: dict[str, Any] = field(default_factory=dict)
-    body_blob: str = ""
-    headers_blob: str = ""
-    rendered_blob: str = ""
-    screenshot_blob: str = ""
-    subresources: dict[str, Any] = field(default_factory=dict)
-    attempt: int = 1
-
-
-@dataclass
-class SubjectResult:
-    """The outcome of one attempt at a subject: verdicts and the capture they rest on."""
-
-    subject: str
-    website_id: int | None
-    domain_id: int | None
-    verdicts: list[Verdict]
-    capture: CaptureRecord  # empty (no URL) for a unit-level result, decided from the registry alone
-    requests: int = 0
-    unit_id: int | None = None
-
-
-def headers_to_dict(raw: Any) -> dict[str, str]:
-    """Scrapy ``Headers`` (bytes, multi-valued) → plain ``{name: value}``."""
-    out: dict[str, str] = {}
-    for key, values in raw.items():
-        name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
-        vals = values if isinstance(values, list) else [values]
-        out[name] = ", ".join(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in vals)
-    return out
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    low = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == low), "")
 
 
 Renderer = Callable[[str, Page], Awaitable[tuple[str, bytes] | None]]
@@ -436,17 +340,16 @@ class Flow:
     ) -> list[Verdict]:
         budget = self.max_subresources
         verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
-        while True:
-            todo = [n for n in needs if n.kind is not NeedKind.RENDER and not page.settled(n)]
-            if not todo:
-                break
+        # Run the checks, fetch what they still need, run them again, until they need nothing more or the
+        # page's sub-resource budget is spent (then they decide with what they have: page.exhausted).
+        while todo := _open_needs(page, needs):
             if budget <= 0:
                 page.exhausted = True
                 verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
                 break
             todo = todo[:budget]
             budget -= len(todo)
-            await asyncio.gather(*(self._fetch_need(page, n, capture) for n in todo))
+            await self._fetch_needs(page, todo, capture)
             verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
         want_render = self.render_mode == "always" or (
             self.render_mode == "auto" and (force_render or checking.render_needed(needs))
@@ -456,13 +359,13 @@ class Flow:
             if rendered:
                 verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
                 # The rendered DOM may reference the badge script / verification page: fetch those too.
-                todo = [n for n in needs if n.kind is not NeedKind.RENDER and not page.settled(n)][
-                    : max(budget, 2)
-                ]
-                if todo:
-                    await asyncio.gather(*(self._fetch_need(page, n, capture) for n in todo))
+                if todo := _open_needs(page, needs)[: max(budget, 2)]:
+                    await self._fetch_needs(page, todo, capture)
                     verdicts, needs = checking.run_page_checks(page, job.expected, self.rules)
         return verdicts
+
+    async def _fetch_needs(self, page: Page, needs: list[Need], capture: CaptureRecord) -> None:
+        await asyncio.gather(*(self._fetch_need(page, n, capture) for n in needs))
 
     async def _render(self, page: Page, capture: CaptureRecord) -> bool:
         assert self.renderer is not None
@@ -619,6 +522,11 @@ def internal_error_result(job: Job, exc: BaseException) -> SubjectResult:
     return SubjectResult(job.subject, None, None, verdicts, CaptureRecord(url=""), unit_id=job.unit_id)
 
 
+def _open_needs(page: Page, needs: list[Need]) -> list[Need]:
+    """The sub-resources the checks still ask for that the page has not got (rendering aside)."""
+    return [n for n in needs if n.kind is not NeedKind.RENDER and not page.settled(n)]
+
+
 def attach_subresource(page: Page, need: Need, url: str, body: bytes, content_type: str) -> None:
     """Put a fetched sub-resource where the checks look for it (keyed by the URL the need named)."""
     key = need.url
@@ -636,7 +544,6 @@ def attach_subresource(page: Page, need: Need, url: str, body: bytes, content_ty
 
 def domain_expected(job: DomainJob) -> Any:
     """The registry facts a domain's use is judged against (built by the job loader)."""
-    from checks.expected import Expected, UnitKind
 
     if job.expected is not None:
         return job.expected

@@ -26,10 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import sqlalchemy as sa
 from aiohttp.abc import AbstractResolver, ResolveResult
+from sqlalchemy.orm import Session, selectinload
 
+from checks.errors import InputError
 from checks.expected import Expected, UnitKind
 from checks.page import Page
+from checks.registry import parse_site_url
+from checks.suite import SuiteResult
 from checks.verdict import Verdict
 from crawler import checking
 from crawler.certs import CertJudge
@@ -38,9 +43,13 @@ from crawler.errors import AddressRefusedError, DnsFailedError
 from crawler.flow import Fetcher, Flow, RawResponse, SubjectResult
 from crawler.flow import Renderer as PageRenderer
 from crawler.jobs import SiteJob
+from crawler.render import Renderer
 from crawler.saved import LocalFetcher, SavedPage, SavedPageError, host_like, locate, page_file
 from crawler.tls import TlsFallback, legacy_ssl_context, ssl_peer
 from storage.config import Config
+from storage.db import DatabaseError, make_engine, normalise_url
+from storage.expected import expected_for
+from storage.models import Website
 
 if TYPE_CHECKING:
     from crawler.render import Renderer
@@ -129,7 +138,7 @@ class AiohttpFetcher:
         await self.session.close()
 
 
-class InspectError(Exception):
+class InspectError(InputError):
     """A target or option ``inspect`` cannot work with (the message is for users, in Chinese)."""
 
 
@@ -162,8 +171,6 @@ def expected_for_inspect(
     unit_kind = UnitKind(kind) if kind else None
     site_url = ""
     if site:
-        from checks.registry import parse_site_url
-
         try:
             site_url = parse_site_url(site).url
         except ValueError as exc:
@@ -185,13 +192,6 @@ def expected_for_inspect(
 def registry_entry(site_url: str, config: Config) -> tuple[Expected | None, str]:
     """The registry facts of the site at ``site_url`` (normalised) from the configured database, or None
     and why not (Chinese). Never creates a database."""
-    import sqlalchemy as sa
-    from sqlalchemy.orm import Session, selectinload
-
-    from checks.registry import parse_site_url
-    from storage.db import DatabaseError, make_engine, normalise_url
-    from storage.expected import expected_for
-    from storage.models import Website
 
     db_url = normalise_url(config.database_url)
     try:
@@ -229,7 +229,6 @@ def registry_entry(site_url: str, config: Config) -> tuple[Expected | None, str]
 
 
 def _site_key(url: str) -> str:
-    from checks.registry import parse_site_url
 
     try:
         return parse_site_url(url).key
@@ -278,7 +277,7 @@ def inspect_url(url: str, expected: Expected, config: Config, *, render: bool = 
             )
         finally:
             await fetcher.close()
-        verdicts = {v.check: _flat(v, expected) for v in result.verdicts}
+        verdicts = _flat(result.verdicts, expected)
         return Inspection(verdicts, url, rendered=rendered, render_errors=errors)
 
     return asyncio.run(run())
@@ -298,7 +297,7 @@ def inspect_file(path: Path, expected: Expected, config: Config, *, render: bool
         )
         # The http verdict of a file would describe a fetch that did not happen; an unreadable page
         # (a saved challenge page, an empty file) still shows in the page checks' reasons.
-        verdicts = {v.check: _flat(v, expected) for v in result.verdicts if v.check != "http"}
+        verdicts = _flat([v for v in result.verdicts if v.check != "http"], expected)
         loaded = {u: p for u, p in fetcher.loaded.items() if p != saved.file}
         return Inspection(verdicts, saved.url, saved, loaded, dict(fetcher.missing), rendered, errors)
 
@@ -314,8 +313,6 @@ async def _judge(
     renderer: Renderer | None = None
     render_page: PageRenderer | None = None
     if render:
-        from crawler.render import Renderer
-
         browser = renderer = Renderer(ctx, fetcher)
 
         async def render_page(url: str, page: Page) -> tuple[str, bytes] | None:
@@ -344,17 +341,13 @@ async def _judge(
     return result, bool(renderer is not None and renderer.rendered), errors
 
 
-def _flat(v: Verdict, expected: Expected) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "status": str(v.status),
-        "reason": v.reason,
-        "message": v.message,
-        "detail": v.detail,
-    }
-    for key, value in v.data.items():
-        entry.setdefault(key, value)
-    if v.check == "badge":
-        # The kind the badge was judged against (None: not judged, only reported in ``kind``).
-        entry.setdefault("unit_kind", str(expected.unit_kind) if expected.unit_kind else None)
-    entry["evidence"] = [e.to_dict() for e in v.evidence]
-    return entry
+def _flat(verdicts: list[Verdict], expected: Expected) -> dict[str, dict[str, Any]]:
+    """The ``inspect --json`` shape (:meth:`checks.suite.SuiteResult.inspect_json`), the badge's entry
+    with the unit kind it was judged against (None: not judged, only reported in ``kind``)."""
+    out: dict[str, dict[str, Any]] = SuiteResult(verdicts={v.check: v for v in verdicts}).inspect_json()
+    badge = out.get("badge")
+    if badge is not None:
+        evidence = badge.pop("evidence")
+        badge.setdefault("unit_kind", str(expected.unit_kind) if expected.unit_kind else None)
+        badge["evidence"] = evidence
+    return out

@@ -8,17 +8,19 @@ resumed scan) are skipped inside the query.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
-from checks.expected import Expected
+from checks.expected import Expected, UnitKind
 from storage.expected import expected_for
 from storage.models import Domain, DomainKind, Finding, Office, Unit, Website
+from storage.subjects import Subject, SubjectKind
 
 UNIT_PAGE = 200
 
@@ -35,7 +37,7 @@ class SiteJob:
 
     @property
     def subject(self) -> str:
-        return f"site:{self.website_id}"
+        return str(Subject.site(self.website_id))
 
 
 @dataclass
@@ -55,7 +57,7 @@ class DomainJob:
 
     @property
     def subject(self) -> str:
-        return f"domain:{self.domain_id}"
+        return str(Subject.domain(self.domain_id))
 
     @property
     def chinese(self) -> bool:
@@ -74,7 +76,7 @@ class UnitJob:
 
     @property
     def subject(self) -> str:
-        return f"unit:{self.unit_id}"
+        return str(Subject.unit(self.unit_id))
 
 
 Job = SiteJob | DomainJob | UnitJob
@@ -167,8 +169,8 @@ def count_subjects(engine: Engine, scope: Scope) -> ScopeCounts:
         return ScopeCounts(n_sites, s.scalar(dq) or 0, n_units)
 
 
-def _not_done(scan_id: int, column: Any, prefix: str) -> Any:
-    subject = sa.literal(prefix) + sa.cast(column, sa.String)
+def _not_done(scan_id: int, column: Any, kind: SubjectKind) -> Any:
+    subject = sa.literal(kind.prefix) + sa.cast(column, sa.String)
     done = sa.select(Finding.id).where(Finding.scan_id == scan_id, Finding.subject == subject)
     return ~sa.exists(done)
 
@@ -261,14 +263,14 @@ def iter_jobs(engine: Engine, scope: Scope, scan_id: int) -> Iterator[Job]:
     for unit_ids, limited in _unit_pages(engine, scope):
         with Session(engine) as s:
             sites = _site_query().where(
-                Website.unit_id.in_(unit_ids), _not_done(scan_id, Website.id, "site:")
+                Website.unit_id.in_(unit_ids), _not_done(scan_id, Website.id, SubjectKind.SITE)
             )
             site_jobs = _site_jobs(s.scalars(_site_scope(sites, scope, limited).order_by(Website.id)))
             doms = _domain_query().where(
-                Domain.unit_id.in_(unit_ids), _not_done(scan_id, Domain.id, "domain:")
+                Domain.unit_id.in_(unit_ids), _not_done(scan_id, Domain.id, SubjectKind.DOMAIN)
             )
             domain_jobs = _domain_jobs(s.scalars(_domain_scope(doms, scope, limited).order_by(Domain.id)))
-            units = _unit_query().where(Unit.id.in_(unit_ids), _not_done(scan_id, Unit.id, "unit:"))
+            units = _unit_query().where(Unit.id.in_(unit_ids), _not_done(scan_id, Unit.id, SubjectKind.UNIT))
             unit_jobs = _unit_jobs(s.scalars(units.order_by(Unit.id)))
         yield from site_jobs
         yield from domain_jobs
@@ -282,26 +284,26 @@ def iter_subjects(engine: Engine, scope: Scope, scan_id: int) -> Iterator[str]:
     for unit_ids, limited in _unit_pages(engine, scope):
         with Session(engine) as s:
             sites = sa.select(Website.id).where(
-                Website.unit_id.in_(unit_ids), _not_done(scan_id, Website.id, "site:")
+                Website.unit_id.in_(unit_ids), _not_done(scan_id, Website.id, SubjectKind.SITE)
             )
             site_ids = list(s.scalars(_site_scope(sites, scope, limited).order_by(Website.id)))
             doms = sa.select(Domain.id).where(
-                Domain.unit_id.in_(unit_ids), _not_done(scan_id, Domain.id, "domain:")
+                Domain.unit_id.in_(unit_ids), _not_done(scan_id, Domain.id, SubjectKind.DOMAIN)
             )
             domain_ids = list(s.scalars(_domain_scope(doms, scope, limited).order_by(Domain.id)))
-            units = sa.select(Unit.id).where(Unit.id.in_(unit_ids), _not_done(scan_id, Unit.id, "unit:"))
+            units = sa.select(Unit.id).where(
+                Unit.id.in_(unit_ids), _not_done(scan_id, Unit.id, SubjectKind.UNIT)
+            )
             pending_units = list(s.scalars(units.order_by(Unit.id)))
-        yield from (f"site:{i}" for i in site_ids)
-        yield from (f"domain:{i}" for i in domain_ids)
-        yield from (f"unit:{i}" for i in pending_units)
+        yield from (str(Subject.site(i)) for i in site_ids)
+        yield from (str(Subject.domain(i)) for i in domain_ids)
+        yield from (str(Subject.unit(i)) for i in pending_units)
 
 
 def parse_subject(subject: str) -> tuple[str, int]:
-    """``"site:12"`` → ``("site", 12)`` (also ``domain:``, ``unit:``); :class:`ValueError` otherwise."""
-    kind, _, raw = subject.partition(":")
-    if kind not in ("site", "domain", "unit") or not raw.isdigit():
-        raise ValueError(f"not a subject: {subject!r}")
-    return kind, int(raw)
+    """``"site:12"`` → ``("site", 12)``: :meth:`storage.subjects.Subject.parse` as a pair."""
+    parsed = Subject.parse(subject)
+    return parsed.kind.value, parsed.id
 
 
 def load_jobs(engine: Engine, subjects: Iterable[str]) -> list[Job]:
@@ -309,22 +311,22 @@ def load_jobs(engine: Engine, subjects: Iterable[str]) -> list[Job]:
 
     Subjects whose website or domain no longer exists are left out (the registry changed mid-scan).
     """
-    ids: dict[str, list[int]] = {"site": [], "domain": [], "unit": []}
+    ids: dict[SubjectKind, list[int]] = {kind: [] for kind in SubjectKind}
     order: list[str] = []
     for subject in subjects:
-        kind, i = parse_subject(subject)
-        ids[kind].append(i)
+        parsed = Subject.parse(subject)
+        ids[parsed.kind].append(parsed.id)
         order.append(subject)
     by_subject: dict[str, Job] = {}
     with Session(engine) as s:
-        if ids["site"]:
-            for sj in _site_jobs(s.scalars(_site_query().where(Website.id.in_(ids["site"])))):
+        if ids[SubjectKind.SITE]:
+            for sj in _site_jobs(s.scalars(_site_query().where(Website.id.in_(ids[SubjectKind.SITE])))):
                 by_subject[sj.subject] = sj
-        if ids["domain"]:
-            for dj in _domain_jobs(s.scalars(_domain_query().where(Domain.id.in_(ids["domain"])))):
+        if ids[SubjectKind.DOMAIN]:
+            for dj in _domain_jobs(s.scalars(_domain_query().where(Domain.id.in_(ids[SubjectKind.DOMAIN])))):
                 by_subject[dj.subject] = dj
-        if ids["unit"]:
-            for uj in _unit_jobs(s.scalars(_unit_query().where(Unit.id.in_(ids["unit"])))):
+        if ids[SubjectKind.UNIT]:
+            for uj in _unit_jobs(s.scalars(_unit_query().where(Unit.id.in_(ids[SubjectKind.UNIT])))):
                 by_subject[uj.subject] = uj
     return [by_subject[x] for x in order if x in by_subject]
 
@@ -333,10 +335,6 @@ def domain_expected(d: Domain) -> Expected:
     """What a domain should serve: the unit's site whose host it is, else the site it is linked to,
     else the unit's first site. Every site and domain of the unit counts as the unit's own (a unit with
     two sites may point its Chinese domain at either)."""
-    from dataclasses import replace
-    from urllib.parse import urlsplit
-
-    from checks.expected import UnitKind
 
     sites = sorted(d.unit.websites, key=lambda w: w.id)
     by_host = {(urlsplit(w.url).hostname or "").lower(): w for w in sites}

@@ -14,6 +14,7 @@ from crawler.context import ScanContext, get_context
 from crawler.errors import AddressRefusedError, DnsFailedError
 from crawler.politeness import Limiter, Politeness, PolitenessSettings
 from crawler.resolver import is_ip
+from crawler.shared_politeness import SharedPoliteness
 from storage.config import Config
 
 # Scrapy setting: this process is a worker of a distributed scan (the per-IP limit lives in Redis).
@@ -79,8 +80,6 @@ class ResolveGuardMiddleware:
         settings = politeness_settings(config)
         semaphore: Limiter
         if crawler.settings.getbool(DISTRIBUTED_KEY):
-            from crawler.shared_politeness import SharedPoliteness
-
             # A holder outlives any request (timeout, plus time queued): when it expires, its worker died.
             ttl = max(30.0, 2 * config.timeout_s + 10)
             semaphore = SharedPoliteness(config.redis_url, config.redis_prefix, settings, ttl)

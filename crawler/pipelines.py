@@ -7,8 +7,10 @@ missing, none is stored twice (the unique (scan, subject, check) constraint also
 Writes are idempotent per (scan, subject): a subject that already has findings in the scan is left
 out of the batch. In a distributed scan two workers may finish the same subject (a lease that expired
 while its worker stalled, then was taken by another); on PostgreSQL the writers of one scan take a
-transaction-scoped advisory lock, so the check and the insert cannot interleave. A distributed worker
-acknowledges its subjects in Redis once their transaction committed (``spider.subjects_written``).
+transaction-scoped advisory lock, so the check and the insert cannot interleave. What became of each
+subject is announced with the crawler's signals (:mod:`crawler.signals`): a distributed worker
+acknowledges its subjects in Redis once their transaction committed; the counters are kept in
+``crawler.stats`` (:class:`crawler.progress.Counters`).
 
 No subject's data can fail the others of its batch: text is made storable (NUL characters, which
 PostgreSQL refuses in text and JSON, and unpaired surrogates, which no database encodes), and when a
@@ -25,12 +27,13 @@ from typing import Any
 import sqlalchemy as sa
 from scrapy.utils.defer import maybe_deferred_to_future
 from sqlalchemy.engine import Engine
-from twisted.internet import threads
+from twisted.internet import task, threads
 
-from checks.verdict import Status
+from crawler import signals
 from crawler.checking import confirmed_at_once, internal_error_verdicts
-from crawler.flow import CaptureRecord, SubjectResult
-from crawler.progress import Progress
+from crawler.findings import jsonable, storable, verdict_columns
+from crawler.progress import SUBJECT_ERRORS, Counters
+from crawler.records import CaptureRecord, SubjectResult
 from crawler.spiders.sites import FinalResult
 from storage.models import Capture, Finding, Scan, ScanLock
 from storage.types import utcnow
@@ -47,7 +50,8 @@ class StorePipeline:
         self.last_flush = time.monotonic()
         self.db: Engine | None = None
         self.scan_id = 0
-        self.progress: Progress | None = None
+        # Counts what is stored (crawler.stats when run by a crawler).
+        self.progress: Counters | None = None
         self._loop: Any = None
         self._crawler: Any = None
         self._writing: Any = None
@@ -57,9 +61,6 @@ class StorePipeline:
         spider = spider or self._spider
         self.db = spider.db
         self.scan_id = spider.scan_id
-        self.progress = getattr(spider, "progress", None)
-        from twisted.internet import task
-
         self._loop = task.LoopingCall(self._tick)
         self._loop.start(FLUSH_EVERY_S, now=False)
 
@@ -67,6 +68,7 @@ class StorePipeline:
     def from_crawler(cls, crawler: Any) -> StorePipeline:
         pipe = cls()
         pipe._crawler = crawler
+        pipe.progress = Counters(crawler.stats)
         return pipe
 
     @property
@@ -86,8 +88,6 @@ class StorePipeline:
     def _tick(self) -> None:
         if self.buffer and time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
             self.flush()
-        if self.progress is not None:
-            self.progress.maybe_print()
 
     async def close_spider(self, spider: Any = None) -> None:
         if self._loop is not None and self._loop.running:
@@ -105,19 +105,15 @@ class StorePipeline:
         self.last_flush = time.monotonic()
         batch, self.buffer = self.buffer, []
         subjects = [fr.result.subject for fr in batch]
-        spider = self._crawler.spider if self._crawler is not None else None
-        acknowledge = getattr(spider, "subjects_written", None)
-        d = threads.deferToThread(self._write, batch, acknowledge)
+        d = threads.deferToThread(self._write, batch, self._acknowledge)
 
         def written(outcome: tuple[list[str], list[tuple[SubjectResult, SubjectResult]]]) -> Any:
             unwritable, replaced = outcome
             for original, stand_in in replaced:
                 self._restate(original, stand_in)
             if unwritable:
-                self._unwritten(spider, unwritable)
-            settled = getattr(spider, "subjects_settled", None)
-            if settled is not None:
-                settled(subjects)
+                self._unwritten(unwritable)
+            self._send(signals.subjects_settled, subjects=subjects)
             return outcome
 
         def done(result: Any) -> Any:
@@ -130,34 +126,33 @@ class StorePipeline:
             # A failed write loses nothing: those subjects have no findings and a resume redoes them
             # (a distributed worker hands them back to the frontier at once).
             log.error("writing %d results failed: %s", len(batch), failure.getErrorMessage())
-            self._unwritten(spider, subjects)
+            self._unwritten(subjects)
 
         d.addCallbacks(written, failed)
         d.addBoth(done)
         self._writing = d
 
-    def _unwritten(self, spider: Any, subjects: list[str]) -> None:
+    def _send(self, signal: object, **kwargs: Any) -> list[tuple[Any, Any]]:
+        """Announce on the crawler's signals (:mod:`crawler.signals`); the receivers' answers."""
+        if self._crawler is None:
+            return []
+        answers: list[tuple[Any, Any]] = self._crawler.signals.send_catch_log(signal, **kwargs)
+        return answers
+
+    def _acknowledge(self, subjects: list[str], stats: dict[str, int]) -> None:
+        """In the writer thread, right after the commit (a worker acknowledges them in Redis)."""
+        self._send(signals.subjects_written, subjects=subjects, stats=stats)
+
+    def _unwritten(self, subjects: list[str]) -> None:
         self.write_errors += len(subjects)
-        unwritten = getattr(spider, "subjects_unwritten", None)
-        if unwritten is not None:
-            unwritten(subjects)
-        elif self._crawler is not None and self._crawler.stats is not None:
-            self._crawler.stats.inc_value("badgewatch/subject_errors", len(subjects))
+        if not self._send(signals.subjects_unwritten, subjects=subjects) and self._crawler is not None:
+            # Nobody takes them back (a single-process scan): they count as errors, resumed later.
+            self._crawler.stats.inc_value(SUBJECT_ERRORS, len(subjects))
 
     def _restate(self, original: SubjectResult, stand_in: SubjectResult) -> None:
-        """The progress counters count what is stored: the stand-in's verdicts, not the refused ones
-        (counted as :class:`crawler.progress.Progress` counts them when an item arrives)."""
-        if self.progress is None:
-            return
-        for verdicts, step in ((original.verdicts, -1), (stand_in.verdicts, 1)):
-            for v in verdicts:
-                keys = [(self.progress.by_status, str(v.status))]
-                if v.status in (Status.FAIL, Status.UNKNOWN):
-                    keys.append((self.progress.problems, v.reason))
-                for counter, key in keys:
-                    counter[key] += step
-                    if counter[key] <= 0:
-                        del counter[key]
+        """The counters count what is stored: the stand-in's verdicts, not the refused ones."""
+        if self.progress is not None:
+            self.progress.restate(original, stand_in)
 
     def _write(
         self, batch: list[FinalResult], acknowledge: Any
@@ -293,13 +288,13 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult]) -> None:
                 "started": c.started,
                 "duration": c.duration,
                 "error": storable(c.error),
-                "http_chain": _jsonable(c.http_chain),
-                "dns": _jsonable(c.dns),
+                "http_chain": jsonable(c.http_chain),
+                "dns": jsonable(c.dns),
                 "body_blob": c.body_blob,
                 "headers_blob": c.headers_blob,
                 "rendered_blob": c.rendered_blob,
                 "screenshot_blob": c.screenshot_blob,
-                "subresources": _jsonable(c.subresources),
+                "subresources": jsonable(c.subresources),
             }
         )
     now = utcnow()
@@ -326,12 +321,7 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult]) -> None:
                     "domain_id": r.domain_id,
                     "unit_id": r.unit_id,
                     "subject": r.subject,
-                    "check": v.check,
-                    "status": str(v.status),
-                    "reason": v.reason,
-                    "detail": storable(v.detail),
-                    "evidence": _jsonable([e.to_dict() for e in v.evidence]),
-                    "data": _jsonable(dict(v.data)),
+                    **verdict_columns(v),
                     "attempts": attempts,
                     "confirmed": confirmed,
                     "capture_id": cap_id,
@@ -341,30 +331,3 @@ def _insert(conn: Any, scan_id: int, batch: list[FinalResult]) -> None:
             )
     if rows:
         conn.execute(sa.insert(Finding), rows)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {storable(str(k)): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, (int, float, bool)) or value is None:
-        return value
-    if isinstance(value, bytes):
-        return storable(value.decode("utf-8", "replace"))
-    return storable(str(value))
-
-
-def storable(text: str) -> str:
-    """``text`` as every database stores it: NUL (refused by PostgreSQL in text and JSON) shown as
-    U+FFFD, unpaired surrogates (which no codec writes) replaced. What a server sends ends up here:
-    header values, Location targets, error messages quoting a status line."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text

@@ -23,9 +23,13 @@ from checks.page import Document, Need, NeedKind, Page
 from checks.rules import Rules
 from checks.verdict import Verdict
 from crawler import checking
+from crawler.findings import verdict_columns
 from crawler.flow import attach_subresource
+from crawler.jobs import domain_expected
 from crawler.resolver import DnsAnswer
+from crawler.scanlocks import ScanError
 from storage.evidence import BlobNotFoundError, EvidenceStore
+from storage.expected import expected_for
 from storage.models import Capture, Domain, Finding, Scan, Unit, Website
 
 BATCH = 200
@@ -117,7 +121,6 @@ def page_from_capture(cap: Capture, store: EvidenceStore, body: bytes, meta: dic
 
 
 def verdicts_for_site(cap: Capture, website: Website, store: EvidenceStore, rules: Rules) -> list[Verdict]:
-    from storage.expected import expected_for
 
     outcome, body, meta = outcome_from_capture(cap, store)
     expected = expected_for(website)
@@ -135,7 +138,6 @@ def verdicts_for_site(cap: Capture, website: Website, store: EvidenceStore, rule
 def verdicts_for_domain(
     cap: Capture, domain: Domain, store: EvidenceStore, rules: Rules, today: date
 ) -> list[Verdict]:
-    from crawler.jobs import domain_expected
 
     if cap.error.startswith("internal_error: "):
         return checking.internal_error_verdicts(cap.subject, cap.error.removeprefix("internal_error: "))
@@ -180,7 +182,7 @@ def recheck_scan(
     """Update every finding of ``scan_id`` from its capture; returns counts."""
     with db.connect() as conn:
         if conn.execute(sa.select(Scan.id).where(Scan.id == scan_id)).first() is None:
-            raise LookupError(f"巡检 #{scan_id} 不存在")
+            raise ScanError(f"巡检 #{scan_id} 不存在")
     summary = RecheckSummary(scan_id)
     day = today or date.today()
     for ids in _captures(db, scan_id):
@@ -213,6 +215,7 @@ def recheck_scan(
                     )
                 }
                 for v in verdicts:
+                    columns = verdict_columns(v)
                     f = existing.get(v.check)
                     if f is None:
                         s.add(
@@ -221,23 +224,17 @@ def recheck_scan(
                                 website_id=cap.website_id,
                                 domain_id=cap.domain_id,
                                 subject=cap.subject,
-                                check=v.check,
-                                status=str(v.status),
-                                reason=v.reason,
-                                detail=v.detail,
-                                evidence=[e.to_dict() for e in v.evidence],
-                                data=_plain(dict(v.data)),
                                 attempts=1,
                                 capture_id=cap.id,
+                                **columns,
                             )
                         )
                         summary.changed += 1
                         continue
                     if (f.status, f.reason) != (str(v.status), v.reason):
                         summary.changed += 1
-                    f.status, f.reason, f.detail = str(v.status), v.reason, v.detail
-                    f.evidence = [e.to_dict() for e in v.evidence]
-                    f.data = _plain(dict(v.data))
+                    for name, value in columns.items():
+                        setattr(f, name, value)
     _recheck_units(db, scan_id, summary)
     return summary
 
@@ -259,14 +256,10 @@ def _recheck_units(db: Engine, scan_id: int, summary: RecheckSummary) -> None:
                 v = checking.unit_domains_verdict((f.data or {}).get("registered") or (), kind)
                 if (f.status, f.reason) != (str(v.status), v.reason):
                     summary.changed += 1
-                f.status, f.reason, f.detail = str(v.status), v.reason, v.detail
-                f.data = {**_plain(dict(v.data)), "registered": (f.data or {}).get("registered") or []}
+                columns = verdict_columns(v)
+                registered = (f.data or {}).get("registered") or []
+                f.status, f.reason, f.detail = columns["status"], columns["reason"], columns["detail"]
+                f.data = {**columns["data"], "registered": registered}
             if not rows:
                 return
             last = rows[-1][0].id
-
-
-def _plain(value: Any) -> Any:
-    from crawler.pipelines import _jsonable
-
-    return _jsonable(value)

@@ -55,6 +55,7 @@ class Renderer:
     async def _ensure(self) -> Any:
         async with self._start_lock:
             if self._browser is None:
+                # Here: Playwright (large) is loaded only when a page is rendered.
                 from playwright.async_api import async_playwright
 
                 self._pw = await async_playwright().start()

@@ -30,6 +30,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
+import idna
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,6 @@ def to_ascii(host: str) -> str:
     host = host.strip().rstrip(".").rstrip("。").lower()
     if host.isascii():
         return host
-    import idna
 
     try:
         return idna.encode(host, uts46=True).decode("ascii")

@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
+from checks.errors import InputError
 from crawler.errors import TooLargeError
-from crawler.flow import RawResponse
+from crawler.records import RawResponse
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ OUTSIDE = "在保存目录之外，拒绝读取"
 NOT_WEB = "不是 http(s) 地址"
 
 
-class SavedPageError(ValueError):
+class SavedPageError(InputError, ValueError):
     """A path that is not a page ``inspect`` can read (the message is for users, in Chinese)."""
 
 

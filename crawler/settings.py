@@ -1,8 +1,8 @@
 """Scrapy settings, built from :class:`storage.config.Config` (the one source of truth).
 
-``scrapy crawl sites`` reads this module (``scrapy.cfg``) and gets the same settings as
-``badgewatch scan``: the module-level names below are :func:`build_settings` applied to the
-configuration loaded from ``badgewatch.toml`` / ``BADGEWATCH_*``.
+``badgewatch scan`` calls :func:`build_settings` with its configuration; ``scrapy crawl sites`` reads
+:mod:`crawler.scrapy_project` (``scrapy.cfg``), which applies it to the configuration of the working
+directory. Nothing is loaded when this module is imported.
 
 Tuned as Scrapy's "broad crawls" advice says: high global concurrency with a per-IP limit, cookies,
 robots.txt, Scrapy's retries, redirects (we follow them ourselves and record every hop), telnet,
@@ -94,13 +94,3 @@ def build_settings(config: Config, **overrides: Any) -> dict[str, Any]:
     }
     settings.update(overrides)
     return settings
-
-
-def _module_settings() -> dict[str, Any]:
-    try:
-        return build_settings(Config.load())
-    except Exception:
-        return build_settings(Config())
-
-
-globals().update(_module_settings())

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from crawler.distributed import IpSemaphore, shared_client
+from crawler.ip_places import IpSemaphore, shared_client
 from crawler.politeness import (
     HORIZON_S,
     MAX_BANS,

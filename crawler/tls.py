@@ -34,7 +34,9 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from checks.http import FetchError
+from crawler.certs import to_cryptography
 from crawler.errors import TlcpOnlyError, classify_exception
+from crawler.resolver import is_ip
 
 if TYPE_CHECKING:
     from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -85,7 +87,6 @@ class PeerTls:
 
 def fingerprint(cert: Any) -> bytes:
     """SHA-256 of a certificate (cryptography, pyOpenSSL or Twisted object)."""
-    from crawler.certs import to_cryptography
 
     c = to_cryptography(cert)
     return c.fingerprint(hashes.SHA256()) if c is not None else b""
@@ -280,7 +281,6 @@ class TlsFallback:
 
 
 def _is_ip(host: str) -> bool:
-    from crawler.resolver import is_ip
 
     return is_ip(host)
 
@@ -417,6 +417,7 @@ def ssl_peer(ssl_object: Any) -> tuple[x509.Certificate | None, tuple[x509.Certi
 def _der_of(cert: Any) -> bytes:
     if isinstance(cert, bytes):  # Python 3.13's public method
         return cert
+    # Here: only older Pythons need the private module for the DER bytes.
     import _ssl
 
     return bytes(cert.public_bytes(getattr(_ssl, "ENCODING_DER", 2)))  # the private one: _ssl.Certificate

@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from crawler.scanrun import ScanError
+from checks.content import assess
+from checks.page import Document
+from crawler.context import build_context
+from crawler.errors import AddressRefusedError, DnsFailedError, classify_exception
+from crawler.inspect import AiohttpFetcher
+from crawler.scanlocks import ScanError
 from storage.config import Config
 
 #: Exit status of ``badgewatch scan`` / ``worker`` when the vantage check fails (documented in
@@ -220,8 +225,6 @@ def require_vantage(config: Config, *, skip: bool = False) -> VantageReport | No
 
 
 async def _probe_all(config: Config, urls: list[str]) -> list[Probe]:
-    from crawler.context import build_context
-    from crawler.inspect import AiohttpFetcher
 
     ctx = build_context(config)
     fetcher = AiohttpFetcher(ctx)
@@ -255,8 +258,6 @@ async def _probe(ctx: Any, fetcher: Any, url: str, config: Config) -> Probe:
 
 
 async def _visit(fetcher: Any, url: str, config: Config) -> Probe:
-    from checks.content import assess
-    from checks.page import Document
 
     current = url
     for _ in range(MAX_HOPS + 1):
@@ -309,7 +310,6 @@ _SIGNAL_ZH = {
 
 def _failure(url: str, exc: BaseException) -> Probe:
     """A network failure in the operator's words."""
-    from crawler.errors import AddressRefusedError, DnsFailedError, classify_exception
 
     chain = _chain(exc)
     for e in chain:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from checks.errors import StateError
 from checks.reasons import UnknownReasonError, describe
 from checks.verdict import Status
 from storage import audit
@@ -62,7 +63,7 @@ UNDECIDED = "无法判定"
 SUBMITTED_FIELDS = ("organizer", "site_name", "domains_status", "functions_reviewed", "badge_displayed")
 
 
-class TransitionError(ValueError):
+class TransitionError(StateError, ValueError):
     """A transition the workflow does not allow (says which report, from which state, which action)."""
 
 

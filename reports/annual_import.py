@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 from sqlalchemy.orm import Session
 
+from checks.errors import InputError
 from reports.annual import (
     TransitionError,
     derive,
@@ -66,7 +67,7 @@ class Issue:
         return f"第{self.line}行：{self.message}" if self.line > 0 else self.message
 
 
-class AnnualImportError(ValueError):
+class AnnualImportError(InputError, ValueError):
     """The file was refused; ``issues`` lists every bad row."""
 
     def __init__(self, source: str, issues: list[Issue]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from checks.errors import InputError
 from checks.expected import UnitKind
 from checks.verdict import Status
 from reports.coverage import (
@@ -55,7 +56,7 @@ CN_KINDS = (DomainKind.ZHENGWU.value, DomainKind.GONGYI.value)
 COUNTED_KINDS = (UnitKind.PARTY_GOV.value, UnitKind.INSTITUTION.value)
 
 
-class ReportInputError(LookupError):
+class ReportInputError(InputError, LookupError):
     """A report cannot be made from what the database holds (says which office/scan and why)."""
 
 

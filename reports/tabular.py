@@ -13,9 +13,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-# Strings that a spreadsheet would run as a formula (OWASP "CSV injection"), also after leading
-# whitespace: Excel and WPS skip spaces before "=".
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+from storage.formulas import escape
+from storage.formulas import is_formula_like as is_formula_like  # re-exported for the renderers
 
 
 class Kind(StrEnum):
@@ -80,13 +79,9 @@ def display_width(text: str) -> int:
     return sum(_char_width(ch) for ch in text)
 
 
-def is_formula_like(value: str) -> bool:
-    return value.lstrip(" ").startswith(_FORMULA_START) if value else False
-
-
 def safe_text(value: str) -> str:
-    """A string a spreadsheet shows as text, never runs: formula-like text gets a leading ``'``."""
-    return "'" + value if is_formula_like(value) else value
+    """A string a spreadsheet shows as text, never runs (the guard of ``storage/formulas.py``)."""
+    return escape(value)
 
 
 def cell_text(value: Any, kind: Kind) -> str:

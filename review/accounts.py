@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from checks.errors import InputError
 from review.auth_events import record_auth_event
 from review.security import hash_password, new_csrf_token, new_secret, password_problem, secret_digest
 from storage.models import ApiToken, AuthSession, Office, User, UserRole
@@ -33,7 +34,7 @@ SESSION_KEEP = dt.timedelta(days=30)
 MAX_ID = 2**31 - 1
 
 
-class AccountError(ValueError):
+class AccountError(InputError, ValueError):
     """An account cannot be created or used (says which and why)."""
 
 

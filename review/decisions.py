@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from checks.errors import StateError
 from reports.annual import (
     STATE_LABELS,
     SUBMITTED_FIELDS,
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 MAX_REASON = 2000
 
 
-class DecisionError(Exception):
+class DecisionError(StateError):
     """A decision that cannot be taken; ``status`` is the HTTP status to answer with, ``code`` the
     API's error code."""
 

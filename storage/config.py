@@ -13,8 +13,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from checks.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError, ValueError):
     """A configuration file or variable that cannot be used (says which and why)."""
 
 
@@ -87,11 +89,25 @@ class Config:
     confirm_interval_h: float = 20.0
     render: str = "auto"
     chromium_path: str = "/usr/bin/chromium"
+    # --- check rules: every field of checks.rules.Rules (crawler/checking.py: rules_from_config) ---------
     # Hosts of CONAC's hosted "red pages" (网络红页): not confirmed from public material, so configurable.
     red_page_hosts: list[str] = field(default_factory=list)
     # Compare ICP numbers without the "-n" site index.
     icp_ignore_suffix: bool = False
+    # The unit's province (2-digit GB code) when its registry entry carries none (default_province_code).
     province_code: str = "13"
+    # A domain expiring within this many days is a warning.
+    expiring_days: int = 30
+    # CONAC's hosts: badge scripts and images; verification pages.
+    conac_script_hosts: list[str] = field(default_factory=lambda: ["dcs.conac.cn"])
+    conac_verify_hosts: list[str] = field(default_factory=lambda: ["bszs.conac.cn"])
+    # Sub-resources of each kind the badge check may ask for per page (max_subresources caps the total).
+    badge_max_scripts: int = 6
+    badge_max_frames: int = 3
+    badge_max_images: int = 2
+    # Checks switched off, by name (badge, icp, police, site_code).
+    disabled_checks: list[str] = field(default_factory=list)
+    # --- end of check rules -------------------------------------------------------------------------------
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_user: str = ""

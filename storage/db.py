@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from checks.errors import ServiceError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,7 +38,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return getattr(table, "name", None) not in FOREIGN_TABLES
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(ServiceError):
     """The database cannot be used (says which URL and why)."""
 
 

@@ -22,12 +22,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from checks.errors import StateError
+
 _SUFFIX = ".gz"
 # Level 3: within a few percent of level 6's size on HTML, at about half the CPU.
 _LEVEL = 3
 
 
-class BlobNotFoundError(KeyError):
+class BlobNotFoundError(StateError, KeyError):
     """No blob with this key in the store."""
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from checks.domains import DomainKind
 from checks.expected import UnitKind
+from storage.subjects import Subject
 from storage.types import UtcDateTime, utcnow
 
 __all__ = [
@@ -126,7 +127,7 @@ class UserRole(StrEnum):
 class Office(Base):
     """An office (编办) of the reporting hierarchy, keyed by its GB division code.
 
-    Regions change (domain.md §8): ``valid_from``/``valid_until`` bound the code's life,
+    Regions change (docs/registry.md): ``valid_from``/``valid_until`` bound the code's life,
     ``successor_code`` names the office it merged into, and ``former_names`` keeps the names a code
     carried before (``[{"name": ..., "until": "YYYY-MM-DD"}]``) so a report can print the name valid
     at its date (:meth:`name_on`).
@@ -320,9 +321,9 @@ def subject_of(website_id: int | None, domain_id: int | None) -> str:
     """The ``subject`` string of a finding or capture: ``site:<id>``, ``domain:<id>`` or ``scan``
     (unit-level findings are ``unit:<id>``, named by :class:`crawler.jobs.UnitJob`)."""
     if website_id is not None:
-        return f"site:{website_id}"
+        return str(Subject.site(website_id))
     if domain_id is not None:
-        return f"domain:{domain_id}"
+        return str(Subject.domain(domain_id))
     return "scan"
 
 
@@ -609,7 +610,7 @@ class ScheduleRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_name: Mapped[str] = mapped_column(sa.String(100))
     scheduled_for: Mapped[datetime]
-    status: Mapped[str] = mapped_column(sa.String(16))  # running | finished | failed | interrupted
+    status: Mapped[str] = mapped_column(sa.String(16))  # storage.chain.RunStatus
     stage: Mapped[str] = mapped_column(sa.String(16), default="")
     scan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scan.id", ondelete="SET NULL"))
     holder: Mapped[str] = mapped_column(sa.String(200), default="")  # "host:pid" of the daemon running it
@@ -625,7 +626,7 @@ class ScheduleRun(Base):
 
 
 class ScheduleStage(Base):
-    """The outcome of one stage (scan, confirm, recheck, reports, notify) of one run."""
+    """The outcome of one stage (storage.chain.Stage) of one run."""
 
     __tablename__ = "schedule_stage"
     __table_args__ = (sa.UniqueConstraint("run_id", "stage"),)
@@ -633,7 +634,7 @@ class ScheduleStage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(sa.ForeignKey("schedule_run.id", ondelete="CASCADE"))
     stage: Mapped[str] = mapped_column(sa.String(16))
-    status: Mapped[str] = mapped_column(sa.String(16))  # running | ok | failed | interrupted
+    status: Mapped[str] = mapped_column(sa.String(16))  # storage.chain.StageStatus (retrying too)
     attempts: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from checks.domains import DomainKind
+from checks.errors import InputError
 from checks.registry import (
     HEADER_OF,
     LEVEL_LABELS,
@@ -63,11 +64,11 @@ WEBSITE_T = cast(sa.Table, Website.__table__)
 DOMAIN_T = cast(sa.Table, Domain.__table__)
 
 
-class RegistryFileError(ValueError):
+class RegistryFileError(InputError, ValueError):
     """A registry file refused as a whole (unreadable, empty, missing columns); message in Chinese."""
 
 
-class ImportRefused(Exception):
+class ImportRefused(InputError):
     """The file has bad rows and ``skip_invalid`` was not given: nothing was written."""
 
     def __init__(self, report: ImportReport) -> None:

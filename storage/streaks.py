@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from storage.config import Config
 from storage.models import Capture, Finding, FindingStreak
 from storage.types import utcnow
 
@@ -235,6 +236,13 @@ def _store(conn: Connection, streaks: Iterable[_Streak]) -> None:
         )
     for s in (*new, *changed):
         s.stored, s.dirty = True, False
+
+
+def confirm(engine: Engine, scan_id: int, config: Config) -> ConfirmSummary:
+    """Settle which failures of a finished scan are confirmed (``confirm_interval_h`` apart): the
+    scan does it when it closes, the scheduler's ``confirm`` stage again (idempotent)."""
+    interval = timedelta(hours=max(0.0, config.confirm_interval_h))
+    return confirm_scan(engine, scan_id, interval, max(1, int(config.confirm_attempts)))
 
 
 def pending_subjects(engine: Engine, scan_id: int) -> list[str]:

@@ -5,9 +5,9 @@ line a record starts on; XLSX: the sheet row), so every error can point at the l
 The header need not be the first row: officials put a title (and a blank row) above it, so the caller
 passes a function that picks the header among the first rows; the rows above it are kept as
 ``skipped`` to be named in the summary.
-Writing neutralises spreadsheet formulas: a CSV value starting with ``=``, ``+``, ``-``, ``@``, tab or
-carriage return is written behind a ``'`` (and read back without it); XLSX cells are always written as
-text, never as formulas.
+Writing neutralises spreadsheet formulas (the rule of ``storage/formulas.py``): a formula-like CSV value
+is written behind a ``'`` (and read back without it); XLSX cells are always written as text, never as
+formulas.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from checks.errors import InputError
+from storage.formulas import escape, unescape
+
 OFFICE_SHEET_NAMES = ("编办", "编办表", "offices", "office")
 # How many non-empty rows from the top a header finder is shown.
 HEADER_CANDIDATES = 10
@@ -34,7 +36,7 @@ def _first_row(rows: Sequence[Sequence[str]]) -> int:
     return 0
 
 
-class TableError(ValueError):
+class TableError(InputError, ValueError):
     """A file that cannot be read as a table (says which file and why, in Chinese)."""
 
 
@@ -57,20 +59,6 @@ def _split_header(
     header_line, header = records[at]
     skipped = [(line, " ".join(c.strip() for c in cells if c.strip())) for line, cells in records[:at]]
     return header, header_line, records[at + 1 :], skipped
-
-
-def unescape(value: str) -> str:
-    """Undo :func:`escape`: ``'=x`` → ``=x``."""
-    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_START:
-        return value[1:]
-    return value
-
-
-def escape(value: str) -> str:
-    """A value that a spreadsheet will not run as a formula when it opens the CSV."""
-    if value and value[0] in FORMULA_START:
-        return "'" + value
-    return value
 
 
 def decode_bytes(data: bytes, source: str) -> str:

@@ -25,7 +25,9 @@ from typing import Any
 from scrapy import Request
 from scrapy.exceptions import DontCloseSpider
 from scrapy_redis.spiders import RedisMixin
+from twisted.internet import task
 
+from crawler import signals
 from crawler.distributed import Frontier, connect, worker_id
 from crawler.jobs import Job, load_jobs
 from crawler.spiders.sites import SitesSpider
@@ -41,6 +43,11 @@ class DistributedSitesSpider(RedisMixin, SitesSpider):  # type: ignore[misc]
     redis_batch_size = BATCH
     max_idle_time = 0
 
+    worker: str  # this worker's id in the frontier's leases (``host:pid`` by default)
+    held: set[str]  # subjects leased to this worker and not yet settled
+    frontier: Frontier
+    capacity: int  # subjects this worker holds at most
+
     def __init__(
         self,
         scan_id: int | str | None = None,
@@ -48,6 +55,7 @@ class DistributedSitesSpider(RedisMixin, SitesSpider):  # type: ignore[misc]
         worker: str | None = None,
         **kw: Any,
     ) -> None:
+        """``scan_id`` is required (the distributed scan to work on); ``worker`` names this worker."""
         if scan_id is None:
             raise ValueError("a distributed worker needs the scan id (-a scan_id=N)")
         super().__init__(scan_id=scan_id, render=render, **kw)
@@ -70,11 +78,14 @@ class DistributedSitesSpider(RedisMixin, SitesSpider):  # type: ignore[misc]
         self.fetch_data = self._take
         self.capacity = max(16, self.config.concurrency * 2)
         self._renewer: Any = None
+        # What the store pipeline did with our subjects (crawler/signals.py).
+        on = self.crawler.signals.connect
+        on(self.subjects_written, signal=signals.subjects_written)
+        on(self.subjects_settled, signal=signals.subjects_settled)
+        on(self.subjects_unwritten, signal=signals.subjects_unwritten)
 
     def _start_renewing(self) -> None:
-        # Not in setup(): Scrapy builds the spider before it installs the reactor.
-        from twisted.internet import task
-
+        # Not in setup(): the looping call needs the reactor, which Scrapy installs after the spider.
         self._renewer = task.LoopingCall(self._renew)
         self._renewer.start(max(0.2, self.config.lease_timeout_s / 3), now=True)
 
@@ -156,13 +167,14 @@ class DistributedSitesSpider(RedisMixin, SitesSpider):  # type: ignore[misc]
         """``subjects`` are acknowledged or released: this worker no longer holds them."""
         self.held.difference_update(subjects)
 
-    def subjects_unwritten(self, subjects: list[str]) -> None:
-        """Writing ``subjects`` failed: hand them back to the frontier at once."""
+    def subjects_unwritten(self, subjects: list[str]) -> bool:
+        """Writing ``subjects`` failed: hand them back to the frontier at once (True: taken back)."""
         try:
             self.frontier.release(subjects)
         except Exception:
             log.exception("releasing %d subjects failed (their leases expire instead)", len(subjects))
         self.held.difference_update(subjects)
+        return True
 
     def subject_failed(self, job: Job) -> None:
         self.frontier.fail([job.subject])

@@ -10,12 +10,13 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from html.parser import HTMLParser
 
+from checks.errors import ServiceError
 from storage.config import Config
 
 SECURITY = ("none", "starttls", "ssl")
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(ServiceError):
     """A message could not be delivered this time (the outbox keeps it for a retry)."""
 
 

@@ -112,7 +112,7 @@ def test_innerhtml_footer_and_a_blue_badge_without_kind_is_reported_not_judged(t
     assert (red["badge"]["status"], red["badge"]["reason"]) == ("fail", "badge.wrong_kind")
     blue = _json(tmp_path, str(folder / "index.html"), "--kind", "事业单位")
     assert (blue["badge"]["status"], blue["badge"]["reason"]) == ("pass", "badge.ok")
-    # A 事业单位 site needs no 标识码 (domain.md §6): that much is decided without a registry.
+    # A 事业单位 site needs no 标识码 (docs/checks.md): that much is decided without a registry.
     assert blue["site_code"]["reason"] == "site_code.not_required"
 
 

@@ -56,7 +56,7 @@ def test_only_sites_the_import_refused_are_missing(scanned_catalogue: ScannedCat
     engine = make_engine(sc.ws.db_url)
     cmp = compare(engine, sc.scan_id, sc.truth)
     engine.dispose()
-    # The import refuses rows whose Chinese domain is invalid or of the wrong kind (domain.md §2):
+    # The import refuses rows whose Chinese domain is invalid or of the wrong kind (docs/registry.md):
     # those sites never reach a scan. Nothing else may be missing.
     for site in cmp.not_imported:
         assert site["scenario"] in ("domain.wrong_kind", "domain.label_too_long", "domain.invalid"), site
