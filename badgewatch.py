@@ -53,10 +53,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except BadgewatchError as exc:
             log.debug("command failed", exc_info=True)
-            raise click.ClickException(str(exc)) from exc
+            raise storage.cli.CommandError(str(exc)) from exc
         except sa.exc.SQLAlchemyError as exc:
             log.error("database error: %s", exc)
-            raise click.ClickException("数据库无法使用（是否已运行 badgewatch init？详情见日志）") from exc
+            raise storage.cli.CommandError("数据库无法使用（是否已运行 badgewatch init？详情见日志）") from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
