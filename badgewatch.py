@@ -56,7 +56,8 @@ class _Group(click.Group):
             raise storage.cli.CommandError(str(exc)) from exc
         except sa.exc.SQLAlchemyError as exc:
             log.error("database error: %s", exc)
-            raise storage.cli.CommandError("数据库无法使用（是否已运行 badgewatch init？详情见日志）") from exc
+            message = "数据库无法使用（是否已运行 badgewatch init？详情见日志）"
+            raise storage.cli.CommandError(message) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

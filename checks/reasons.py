@@ -145,6 +145,19 @@ _TABLE: tuple[Reason, ...] = (
 )
 
 REASONS: dict[str, Reason] = {r.code: r for r in _TABLE}
+
+# Checks by the names officials read (a reason code's prefix is its check's name). Every surface — the
+# console, the lists, e-mails, spreadsheets, screenshot captions — takes its check names from here.
+CHECK_LABELS: dict[str, str] = {
+    "badge": "网站标识",
+    "icp": "ICP备案号",
+    "police": "公安机关备案号",
+    "site_code": "政府网站标识码",
+    "domain": "域名登记",
+    "dns": "域名解析",
+    "usage": "域名使用",
+    "http": "网站访问",
+}
 assert len(REASONS) == len(_TABLE), "duplicate reason code"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -66,8 +66,18 @@ class Renderer:
                 )
             return self._browser
 
-    async def render(self, url: str, page: Page) -> tuple[str, bytes] | None:
-        """The DOM (serialised) and a PNG screenshot of ``url`` after scripts ran."""
+    @contextlib.asynccontextmanager
+    async def _loaded(
+        self,
+        url: str,
+        page: Page,
+        width: int,
+        *,
+        locale: str | None = None,
+        kept: Mapping[str, tuple[str, bytes]] | None = None,
+        seen: dict[str, tuple[str, bytes]] | None = None,
+    ) -> AsyncIterator[Any]:
+        """A browser tab with ``url`` loaded and settled, every request answered by :meth:`_serve`."""
         if self.fetcher is None:
             raise RuntimeError("renderer has no fetcher")
         async with self._sem:
@@ -77,10 +87,11 @@ class Renderer:
                 ignore_https_errors=True,
                 java_script_enabled=True,
                 service_workers="block",
-                viewport={"width": 1280, "height": 900},
+                viewport={"width": width, "height": 900},
+                locale=locale,
             )
             try:
-                await ctx.route("**/*", lambda route: self._serve(route, url, page))
+                await ctx.route("**/*", lambda route: self._serve(route, url, page, kept, seen))
                 tab = await ctx.new_page()
                 try:
                     await tab.goto(url, wait_until="load", timeout=SETTLE_MS * 3)
@@ -89,12 +100,17 @@ class Renderer:
                 # Pages that never go idle (polling, beacons) are rendered as they stand.
                 with contextlib.suppress(Exception):
                     await tab.wait_for_load_state("networkidle", timeout=SETTLE_MS)
-                html = await tab.content()
-                png = await tab.screenshot(type="png")
-                self.rendered += 1
-                return str(html), bytes(png)
+                yield tab
             finally:
                 await ctx.close()
+
+    async def render(self, url: str, page: Page) -> tuple[str, bytes] | None:
+        """The DOM (serialised) and a PNG screenshot of ``url`` after scripts ran."""
+        async with self._loaded(url, page, 1280) as tab:
+            html = await tab.content()
+            png = await tab.screenshot(type="png")
+            self.rendered += 1
+            return str(html), bytes(png)
 
     async def _serve(
         self,
@@ -153,46 +169,24 @@ class Renderer:
         sub-resources the capture kept are served from ``kept``, so the badge script is the one the
         verdict read.
         """
-        if self.fetcher is None:
-            raise RuntimeError("renderer has no fetcher")
         seen: dict[str, tuple[str, bytes]] = {}
-        async with self._sem:
-            browser = await self._ensure()
-            ctx = await browser.new_context(
-                user_agent=self.context.config.user_agent,
-                ignore_https_errors=True,
-                java_script_enabled=True,
-                service_workers="block",
-                viewport={"width": SHOT_WIDTH, "height": 900},
-                locale="zh-CN",
-            )
-            try:
-                await ctx.route("**/*", lambda route: self._serve(route, url, page, kept, seen))
-                tab = await ctx.new_page()
-                try:
-                    await tab.goto(url, wait_until="load", timeout=SETTLE_MS * 3)
-                except Exception as exc:
-                    log.info("screenshot of %s did not finish loading: %s", url, exc)
-                with contextlib.suppress(Exception):
-                    await tab.wait_for_load_state("networkidle", timeout=SETTLE_MS)
-                found = await tab.evaluate(MARK_JS, [t.to_js() for t in targets])
-                marks = merge_marks([Mark.from_js(t, raw) for t, raw in zip(targets, found, strict=True)])
-                await tab.evaluate(OVERLAY_JS, [m.to_overlay() for m in marks])
-                full = bytes(await tab.screenshot(type="png", full_page=True, clip=full_clip(marks)))
-                crops: list[bytes] = []
-                for m in marks:
-                    crops.append(bytes(await tab.screenshot(type="png", full_page=True, clip=m.crop)))
-                image = None
-                badge_src = next((m.image_url for m in marks if m.image_url), "")
-                kept_src = _kept_key(badge_src, kept) if badge_src and kept is not None else None
-                if badge_src in seen:
-                    image = (badge_src, *seen[badge_src])
-                elif kept is not None and kept_src is not None:
-                    image = (badge_src, *kept[kept_src])
-                self.rendered += 1
-                return Shot(full, list(zip(marks, crops, strict=True)), image)
-            finally:
-                await ctx.close()
+        async with self._loaded(url, page, SHOT_WIDTH, locale="zh-CN", kept=kept, seen=seen) as tab:
+            found = await tab.evaluate(MARK_JS, [t.to_js() for t in targets])
+            marks = merge_marks([Mark.from_js(t, raw) for t, raw in zip(targets, found, strict=True)])
+            await tab.evaluate(OVERLAY_JS, [m.to_overlay() for m in marks])
+            full = bytes(await tab.screenshot(type="png", full_page=True, clip=full_clip(marks)))
+            crops: list[bytes] = []
+            for m in marks:
+                crops.append(bytes(await tab.screenshot(type="png", full_page=True, clip=m.crop)))
+            image = None
+            badge_src = next((m.image_url for m in marks if m.image_url), "")
+            kept_src = _kept_key(badge_src, kept) if badge_src and kept is not None else None
+            if badge_src in seen:
+                image = (badge_src, *seen[badge_src])
+            elif kept is not None and kept_src is not None:
+                image = (badge_src, *kept[kept_src])
+            self.rendered += 1
+            return Shot(full, list(zip(marks, crops, strict=True)), image)
 
     async def aclose(self) -> None:
         if self._browser is not None:

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from checks.page import Page
+from checks.reasons import CHECK_LABELS
 from crawler.context import build_context
 from crawler.inspect import AiohttpFetcher
 from crawler.render import MarkTarget, Renderer, Shot
@@ -56,7 +57,8 @@ BADGE_SELECTORS = (
     "#_ideConac",
     "a[href*='bszs.conac.cn']",
 )
-LABELS = {"badge": "网站标识", "icp": "ICP备案号", "police": "公安机关备案号", "site_code": "政府网站标识码"}
+# The page checks whose confirmed failures get a screenshot of record.
+PAGE_CHECKS = ("badge", "icp", "police", "site_code")
 #: Failures that say the thing is not shown at all: the footer, where it belongs, is marked as its place.
 #: For the others the thing is there; if the browser cannot locate it, the caption says only that.
 ABSENT = frozenset(
@@ -110,7 +112,7 @@ class ShotSummary:
 def target_for(finding: Finding, website: Website | None) -> MarkTarget:
     """What to outline for a failing ``finding``: its element, found by selector or by the text the
     check read (the number shown, the registered one, the label words)."""
-    name = LABELS[finding.check]
+    name = CHECK_LABELS[finding.check]
     label = f"问题所在：{name}"
     if finding.reason in ABSENT:
         absent = f"{name}应显示在此处（页面底部），未显示"
@@ -239,7 +241,7 @@ async def _shoot_one(
         site = s.get(Website, cap.website_id) if cap.website_id is not None else None
         s.expunge_all()
     tries = int((cap.shots or {}).get("attempts") or 0) + 1
-    targets = [target_for(f, site) for f in findings if f.check in LABELS]
+    targets = [target_for(f, site) for f in findings if f.check in PAGE_CHECKS]
     try:
         if not cap.body_blob:
             raise _NoPage("这次访问没有取得页面内容，无法截图")

@@ -28,6 +28,7 @@ from reports.source import ReportInputError, coverage_from_db, noncompliance_fro
 from reports.tabular import Document
 from storage.config import Config
 from storage.db import DatabaseError, make_engine
+from storage.files import write_atomic
 from storage.timefmt import fmt_time, local_date
 from storage.types import utcnow
 
@@ -91,9 +92,7 @@ def _emit(doc: Document, payload: dict[str, Any], fmt: str, output: str | None) 
         data = render_text(doc, width=width, color=tty).encode("utf-8")
     if output:
         path = Path(output)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # a reader never sees half a file
+        write_atomic(path, data)
         click.echo(f"已写入 {path}", err=True)
     else:
         click.echo(data, nl=False)  # bytes go to the binary stream unchanged

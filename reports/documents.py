@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks.reasons import CHECK_LABELS
 from reports.coverage import SCAN_COLUMNS, CoverageRow, CoverageTable
 from reports.noncompliance import NoncomplianceReport, OfficeList, Problem, seen, summary_line
 from reports.tabular import Chart, Column, Document, Kind, Sheet
@@ -73,17 +74,6 @@ def coverage_document(table: CoverageTable) -> Document:
     )
 
 
-# Check names as users read them (the reason code's prefix is the check's name).
-CHECK_LABELS: dict[str, str] = {
-    "badge": "网站标识",
-    "icp": "ICP备案号",
-    "police": "公安机关备案号",
-    "site_code": "政府网站标识码",
-    "domain": "域名登记",
-    "dns": "域名解析",
-    "usage": "域名使用",
-    "http": "网站访问",
-}
 FIXED_LABEL = "已整改"
 _NC_COLUMNS = [
     Column("状态", Kind.TEXT, 8, nowrap=True),

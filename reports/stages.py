@@ -25,6 +25,7 @@ from reports.source import coverage_from_db, get_scan, noncompliance_from_db
 from storage.chain import StageFailed
 from storage.config import Config
 from storage.evidence import EvidenceStore
+from storage.files import write_atomic
 from storage.models import Notification, NotificationStatus
 
 log = logging.getLogger("badgewatch.scheduler")
@@ -46,9 +47,7 @@ def write_reports(engine: Engine, scan_id: int, office: str | None, out: Path) -
         }
     for name, data in files.items():
         path = out / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
         written.append(str(path))
     failures = sum(len(o.failures) for o in nc.offices)
     return {"scan_id": scan_id, "files": written, "offices": len(nc.offices), "failures": failures}

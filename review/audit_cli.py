@@ -22,6 +22,7 @@ from review.audit import VIA_LABELS, Entry, Filters, list_events
 from storage import audit
 from storage.config import Config
 from storage.db import DatabaseError, make_engine, upgrade
+from storage.files import write_atomic
 
 _SUFFIX = {".csv": "csv", ".xlsx": "xlsx", ".json": "json", ".txt": "text"}
 
@@ -115,9 +116,7 @@ def _emit(cfg: Config, events: list[Entry], fmt: str, output: str | None) -> Non
             data = render_text(doc, width=width, color=tty).encode("utf-8")
     if output:
         path = Path(output)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
         click.echo(f"已写入 {path}（{len(events)}条）", err=True)
     else:
         click.echo(data, nl=False)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from checks.domains import DomainKind
 from checks.page import decode_body
-from checks.reasons import UnknownReasonError, describe
+from checks.reasons import CHECK_LABELS, UnknownReasonError, describe
 from storage.evidence import BlobNotFoundError, EvidenceStore
 from storage.models import AnnualReport, Capture, Domain, Finding, Scan, Unit, Website
 from storage.readable import explain_error, readable_detail
@@ -40,16 +40,6 @@ FULL_SOURCE_LIMIT = 400_000
 WINDOW = 2_000
 HIGHLIGHT_CLASS = {"badge": "hl-badge", "icp": "hl-icp", "police": "hl-police", "site_code": "hl-sitecode"}
 STATUS_LABELS = {"pass": "通过", "fail": "不合规", "warn": "提示", "unknown": "无法判定"}
-CHECK_LABELS = {
-    "badge": "网站标识",
-    "icp": "ICP备案号",
-    "police": "公安机关备案号",
-    "site_code": "政府网站标识码",
-    "http": "网站访问",
-    "dns": "域名解析",
-    "domain": "域名登记",
-    "usage": "中文域名使用",
-}
 # Evidence is shown in Beijing time (what officials read; storage keeps UTC).
 RCODE_LABELS = {
     "NOERROR": "正常",

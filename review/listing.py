@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from reports.documents import CHECK_LABELS, problem_checks
+from checks.reasons import CHECK_LABELS
+from reports.documents import problem_checks
 from reports.noncompliance import FindingRecord, Problem, merge_unverified, problem, seen
 from reports.source import OfficeTree, finding_records, scope_label
 from storage.models import Office, Scan, Unit

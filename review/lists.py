@@ -20,7 +20,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, object_session
 
-from reports.documents import CHECK_LABELS, coverage_document, noncompliance_document, problem_checks
+from checks.reasons import CHECK_LABELS
+from reports.documents import coverage_document, noncompliance_document, problem_checks
 from reports.letter import ListNotice
 from reports.noncompliance import DOMAIN_KIND_LABELS, UNIT_TARGET, FindingRecord, problem, seen
 from reports.render import render_xlsx
@@ -34,7 +35,7 @@ from reports.source import (
     scope_label,
 )
 from review.console import Console, Forbidden, WebSession, console_of, db_session, web_session
-from review.evidence import group_by_capture
+from review.evidence import RCODE_LABELS, group_by_capture
 from review.listing import build_list
 from review.overview import top_offices
 from storage.models import Finding, Office, Scan, Unit, subject_of
@@ -56,14 +57,6 @@ router = APIRouter(include_in_schema=False)
 DB = Annotated[Session, Depends(db_session)]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SCAN_STATES = {"running": "进行中", "finished": "已完成", "failed": "失败", "interrupted": "已中断"}
-# DNS answer codes in words (the evidence page shows answers, not protocol names).
-DNS_RCODES = {
-    "NOERROR": "正常",
-    "NXDOMAIN": "域名不存在",
-    "SERVFAIL": "域名服务器出错",
-    "REFUSED": "域名服务器拒绝查询",
-    "TIMEOUT": "超时",
-}
 _REF = re.compile(r"^\s*(?:F\s*(\d+))?\s*(?:[/／]?\s*C\s*(\d+))?\s*$", re.I)
 
 
@@ -285,7 +278,7 @@ def finding_page(request: Request, finding_id: int, ws: WS, session: DB) -> Resp
         scan=scan,
         capture=captures[0] if captures else None,
         siblings=[(s, _state(s)) for s in siblings],
-        dns_rcodes=DNS_RCODES,
+        dns_rcodes=RCODE_LABELS,
         unit=session.get(Unit, record.unit_id),
         colours={str(s): COLOURS[s] for s in ORDER},
     )
