@@ -2,7 +2,7 @@
 a bare ``lxml.html.fromstring`` of the same pages, measured in the same run.
 
 Generates a few thousand realistic 30–60 KB government home pages (news columns, navigation, footers in
-every badge shape of domain.md §3, ICP/公安/标识码 variants, some GBK) and reports pages/s of both and
+every badge shape of docs/checks.md, ICP/公安/标识码 variants, some GBK) and reports pages/s of both and
 their ratio. The checks must cost at most 3× the bare parse.
 
     .venv/bin/python benchmarks/bench_checks.py [--pages 3000] [--repeat 3] [--markdown docs/bench/checks.md]

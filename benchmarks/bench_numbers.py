@@ -1,7 +1,7 @@
 """Speed of the number checks (ICP, 公安, 标识码) against a bare ``lxml.html.fromstring`` parse.
 
 Generates N realistic government home pages of 30–60 KB (header, navigation, several news columns,
-a footer in one of the shapes of domain.md §4–§6; a tenth minified onto one line, a tenth GBK with a
+a footer in one of the shapes of docs/checks-numbers.md; a tenth minified onto one line, a tenth GBK with a
 ``<meta>`` charset, a tenth with the footer written by an inline script), then in one run:
 
 - **baseline**: ``lxml.html.fromstring(body)`` (bytes in, tree out, nothing else);

@@ -2,7 +2,7 @@
 
 This module judges; the page is read by :func:`checks.reading.badge_facts.read_badge` (the candidate
 scan of :mod:`checks.reading.badge_scan` with the fast paths of :mod:`checks.reading.badge_hosts`, then
-the kind signals). Every shape of domain.md §3 is recognised:
+the kind signals). Every badge shape of docs/checks.md (“What counts as a badge”) is recognised:
 
 ===================  =====================================================================
 ``shape``            what was found

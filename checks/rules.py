@@ -1,6 +1,6 @@
 """Rule settings the checks take as input (built from the configuration by the caller).
 
-Facts marked *(unverified)* in domain.md are settings here, never hard-coded law.
+Facts not settled in law (see docs/configuration.md) are settings here, never hard-coded law.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class SuiteResult:
         }
 
     def inspect_json(self) -> dict[str, Any]:
-        """The ``badgewatch inspect --json`` shape of design.md: one flat object per check.
+        """The ``badgewatch inspect --json`` shape (docs/checks.md, “Check suite”): one flat object per check.
 
         ``{"badge": {"status", "reason", "message", "detail", "kind", "code", "verify_id", "shape",
         "source", "evidence"}, "icp": {…, "number", "linked"}, "police": {…}, "site_code": {…, "value"}}``:

@@ -164,7 +164,7 @@ class CoverageTable:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON shape (design.md, docs/reports.md)."""
+        """The documented JSON shape (docs/reports.md)."""
         return {
             "as_of": self.as_of.isoformat(),
             "office": {"code": self.office_code, "name": self.office_name},

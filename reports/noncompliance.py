@@ -1,7 +1,7 @@
 """Non-compliance lists: per office, confirmed failures, advice, what could not be verified, and changes.
 
 Pure: the findings come in as :class:`FindingRecord` (read from the database by
-:mod:`reports.source`). Rules (design.md principles 2 and 3):
+:mod:`reports.source`). Rules (docs/reports.md, “Non-compliance lists”):
 
 * only a **confirmed** ``fail`` is non-compliance; an unconfirmed ``fail`` waits for confirmation;
 * ``warn`` is advice, listed apart;

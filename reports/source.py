@@ -11,7 +11,7 @@ Counting rules (docs/reports.md):
 * the scan columns come from one scan: the latest finished scan unless one is named.
 
 The registry holds the current state; ``as_of`` chooses the offices valid on that date and the names
-they carried then (regions change: domain.md §8).
+they carried then (regions change: docs/registry.md).
 """
 
 from __future__ import annotations

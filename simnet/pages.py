@@ -56,7 +56,7 @@ _PLAIN_EMBED = frozenset(
 
 
 def badge_fragment(opt: str, badge: Badge, own_kind: str) -> Fragment:
-    """The badge markup of shape ``opt`` (domain.md §3) for ``badge``."""
+    """The badge markup of shape ``opt`` (docs/checks.md, “What counts as a badge”) for ``badge``."""
     colour = "red" if badge.kind == PARTY else "blue"
     custom = "dzjg" if badge.kind == PARTY else "sydw"
     f = Fragment()

@@ -1,6 +1,6 @@
 """A small reference client, independent of the servers: resolves through simnet's nameserver with
 dnspython and fetches over real sockets (HTTP/1.1, TLS verified against the simnet CA), classifying
-failures the way domain.md §9 names them. Used by the tests and the demo to check the ground truth."""
+failures the way docs/simnet.md names them. Used by the tests and the demo to check the ground truth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The scenario catalogue: one named scenario per shape of domain.md, with what a correct checker concludes.
+"""The scenario catalogue (docs/simnet.md): one named scenario per real-world shape, with what a correct
+checker concludes.
 
 A :class:`Scenario` picks one option per dimension (badge shape, ICP shape, 公安 shape, 标识码 shape, HTTP
 behaviour, TLS, and the DNS / usage / registry shape of the unit's Chinese domain). The defaults are the
@@ -15,7 +16,7 @@ from simnet.ident import INSTITUTION, PARTY
 
 PASS, FAIL, WARN, UNKNOWN = "pass", "fail", "warn", "unknown"
 
-# --- badge shapes (domain.md §3) ------------------------------------------------------------------
+# --- badge shapes (docs/checks.md) -------------------------------------------------------------
 # option -> (static status, static reason, rendered (status, reason) or None when the same,
 #            shows code (script path visible), shows verify id)
 BADGE: dict[str, tuple[str, str, tuple[str, str] | None, bool, bool]] = {
@@ -128,7 +129,7 @@ HTTP: dict[str, tuple[str, str]] = {
     "huge": (UNKNOWN, "http.too_large"),
     "endless": (UNKNOWN, "http.too_large"),
     "gzip_bomb": (UNKNOWN, "http.too_large"),
-    # --- what stands in front of the home page (domain.md §9.1; simnet/shields.py) ---
+    # --- what stands in front of the home page (docs/simnet.md; simnet/shields.py) ---
     "waf_ruishu": (UNKNOWN, "http.challenge"),  # 瑞数: 412, $_ts, <meta r='m'>
     "waf_ruishu_202": (UNKNOWN, "http.challenge"),
     "waf_jiasule": (UNKNOWN, "http.challenge"),  # 加速乐: 521, cookie built piece by piece

@@ -1,5 +1,5 @@
 """The web farm: one raw asyncio HTTP/1.1 server per loopback address and port, virtual hosts by ``Host``
-(and by SNI over TLS), precomputed responses, and the failure behaviours of domain.md §9.
+(and by SNI over TLS), precomputed responses, and the failure behaviours of docs/simnet.md.
 
 Written on bare :class:`asyncio.Protocol` (no framework) so that it never bounds a crawler benchmark:
 a request costs a header scan, two dictionary lookups and one ``write`` of cached bytes.

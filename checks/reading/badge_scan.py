@@ -7,6 +7,10 @@ browser-rendered DOM when the crawler has one. The result (:class:`BadgeScan`) l
 the page loads (:class:`Embed`), the badges it displays (:class:`Mark`), badge-related code only a
 browser can run, and the frames and scripts still to read. The candidates themselves are found by the
 fast paths of :mod:`checks.reading.badge_hosts`. Nothing here judges.
+
+One module a little over 500 lines: the scan of a document and the static evaluation of the scripts it
+runs feed one another (a script's output is scanned like the page), and splitting them would pass the
+scan's whole state across a module boundary.
 """
 
 from __future__ import annotations
