@@ -90,14 +90,14 @@ def run_checks(
     checks: Mapping[str, Check] | None = None,
 ) -> SuiteResult:
     """Run the page checks over one capture; see the module docstring."""
-    registry = CHECKS if checks is None else checks
-    names = list(registry) if only is None else list(only)
+    table = CHECKS if checks is None else checks
+    names = list(table) if only is None else list(only)
     result = SuiteResult()
     seen: set[Need] = set()
     for name in names:
-        check = registry.get(name)
+        check = table.get(name)
         if check is None:
-            raise KeyError(f"unknown check {name!r}; known: {', '.join(registry)}")
+            raise KeyError(f"unknown check {name!r}; known: {', '.join(table)}")
         if name in rules.disabled_checks:
             result.skipped[name] = "已在规则中停用"
             continue

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from reports.annual import TransitionError
 from reports.annual_import import AnnualImportError, import_annual
 from reports.annual_report import annual_document, annual_listing
 from reports.coverage import parse_published_tsv
@@ -24,10 +22,10 @@ from reports.documents import coverage_document, noncompliance_document
 from reports.letter import ListNotice
 from reports.notify import describe_plan, plan, run
 from reports.render import render_csv, render_html, render_text, render_xlsx
-from reports.source import ReportInputError, coverage_from_db, noncompliance_from_db
+from reports.source import coverage_from_db, noncompliance_from_db
 from reports.tabular import Document
 from storage.config import Config
-from storage.db import DatabaseError, make_engine
+from storage.db import make_engine
 from storage.files import write_atomic
 from storage.timefmt import fmt_time, local_date
 from storage.types import utcnow
@@ -46,18 +44,12 @@ _SUFFIX_FORMAT = {
 @contextmanager
 def _session(ctx: click.Context) -> Iterator[Session]:
     cfg: Config = ctx.obj if isinstance(ctx.obj, Config) else Config.load()
-    try:
-        engine = make_engine(cfg.database_url)
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+    engine = make_engine(cfg.database_url)
     try:
         with Session(engine, expire_on_commit=False) as session:
             yield session
             session.commit()
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
-        raise click.ClickException(f"数据库无法使用（是否已运行 badgewatch init？）：{exc.orig}") from exc
-    except (ReportInputError, TransitionError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    # Errors of the tree (checks/errors.py) and database errors are reported by the root command group.
     finally:
         engine.dispose()
 

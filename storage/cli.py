@@ -187,11 +187,9 @@ def export_cmd(ctx: click.Context, file: Path) -> None:
         engine = make_engine(cfg.database_url)
     except DatabaseError as exc:
         raise CommandError(str(exc)) from exc
-    try:
+    try:  # errors of the tree (checks/errors.py) are reported by the root command group
         upgrade(engine)
         result = export_registry(engine, file)
-    except (RegistryFileError, DatabaseError) as exc:
-        raise CommandError(str(exc)) from exc
     finally:
         engine.dispose()
     click.echo(f"已导出 {result.rows} 行到 {result.file}")
