@@ -289,7 +289,7 @@ def demo(
             )
         # Issue 16: PNGs of the console's main pages (review/pageshots.py), after the accounts and the
         # seeded reports exist, so that the review page has something to show.
-        pages = write_console_screenshots(Config.load(env=env), out / "screenshots")
+        pages = write_console_screenshots(Config.load(config, env=env), out / "screenshots")
         console.print(f"审核台页面截图 {len(pages)} 张：{out / 'screenshots'}（index.html 为目录）")
         console.rule("[bold]10. 结果")
         for path in mail.received():
