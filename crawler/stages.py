@@ -30,6 +30,7 @@ from storage.config import Config
 from storage.evidence import EvidenceStore
 from storage.models import Scan, ScanLock, ScanStatus
 from storage.streaks import confirm, due_at
+from storage.timefmt import fmt_time
 from storage.types import utcnow
 
 log = logging.getLogger("badgewatch.scheduler")
@@ -97,7 +98,8 @@ class ScanChild:
         if wait > 0:
             log.info("second pass of scan #%s at %s (in %.0f s)", sid, due, wait)
             if self.stop.wait(wait):
-                raise Interrupted(f"等待第二遍巡检（{due:%H:%M} UTC）时守护进程停止")
+                when = fmt_time(due, config.timezone, label=True)
+                raise Interrupted(f"等待第二遍巡检（{when}）时守护进程停止")
         detail = self.run(["scan", "--json", "--second-pass", str(sid)], sid)
         return {**detail, "second_pass_of": sid}
 
