@@ -109,6 +109,14 @@ class Forbidden(Exception):
         self.status = status
 
 
+def require_reviewer(principal: Principal) -> None:
+    """Refuse (403, in words) an account that may not see registry, scans and reports."""
+    if principal.is_submitter:
+        raise Forbidden("报告报送账号只能通过 API 提交年度报告，不能查看或审核")
+    if not principal.reviews:
+        raise Forbidden("系统管理员只管理账号，不能查看登记信息、巡检结果和年度报告")
+
+
 def console_of(request: Request) -> Console:
     c = request.app.state.console
     assert isinstance(c, Console)

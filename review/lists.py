@@ -34,7 +34,15 @@ from reports.source import (
     noncompliance_from_db,
     scope_label,
 )
-from review.console import Console, Forbidden, WebSession, console_of, db_session, web_session
+from review.console import (
+    Console,
+    Forbidden,
+    WebSession,
+    console_of,
+    db_session,
+    require_reviewer,
+    web_session,
+)
 from review.evidence import RCODE_LABELS, group_by_capture
 from review.listing import build_list
 from review.overview import top_offices
@@ -62,8 +70,7 @@ _REF = re.compile(r"^\s*(?:F\s*(\d+))?\s*(?:[/／]?\s*C\s*(\d+))?\s*$", re.I)
 
 def _ws(request: Request, session: DB) -> WebSession:
     ws = web_session(request, session)
-    if not ws.principal.reviews:
-        raise Forbidden("系统管理员只管理账号，不能查看登记信息、巡检结果和年度报告")
+    require_reviewer(ws.principal)
     return ws
 
 

@@ -49,6 +49,7 @@ from review.console import (
     login_cookie,
     login_csrf_ok,
     notice,
+    require_reviewer,
     same_origin,
     web_session,
 )
@@ -108,10 +109,7 @@ def _render(request: Request, name: str, ws: WebSession | None, status: int = 20
 
 
 def _reviewer(ws: WebSession) -> None:
-    if ws.principal.is_submitter:
-        raise Forbidden("报告报送账号只能通过 API 提交年度报告，不能查看或审核")
-    if not ws.principal.reviews:
-        raise Forbidden("系统管理员只管理账号，不能查看登记信息、巡检结果和年度报告")
+    require_reviewer(ws.principal)
 
 
 def _current_year() -> int:

@@ -85,7 +85,7 @@ def test_submitter_can_only_submit(served: Served) -> None:
     assert _report(served, rid).state == "submitted"
     # The console's pages are closed to it too.
     page = served.login("portal", fresh=True)
-    for path in ("/", "/reports", f"/reports/{rid}"):
+    for path in ("/", "/reports", f"/reports/{rid}", "/scans", "/lists", "/lookup?ref=F1"):
         r = page.get(path)
         assert r.status_code == 403 and "只能通过 API 提交" in r.text, path
 
