@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -103,3 +106,44 @@ def serve_app(app: FastAPI) -> Iterator[str]:
 def served(world: World) -> Iterator[Served]:
     for base in serve(world):
         yield Served(world, base)
+
+
+# --- a real browser (Debian's chromium, headless), shared by the console's browser tests -------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
+    from playwright.sync_api import sync_playwright  # imported here: only browser tests need it
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def browser_login(browser: Any, base: str, name: str, password: str = PASSWORD, width: int = 1280) -> Any:
+    """A new browser context signed in as ``name`` through the login form; its page."""
+    page = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN").new_page()
+    page.goto(base + "/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("#login-submit")
+    page.wait_for_load_state()
+    assert "/login" not in page.url, page.inner_text("body")
+    return page

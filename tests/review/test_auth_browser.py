@@ -4,9 +4,7 @@ page, and the reports filter with an empty year."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,7 @@ import sqlalchemy as sa
 from review.accounts import create_user
 from storage.models import AuthEvent
 
-from .conftest import Served
-from .test_browser import ARGS, CHROMIUM
+from .conftest import Served, browser_login
 from .world import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -26,30 +23,8 @@ pytestmark = pytest.mark.browser
 OWN_PASSWORD = "a browser pass phrase 9"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _login(browser: Any, served: Served, name: str, password: str = PASSWORD) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    page = context.new_page()
-    page.goto(served.base + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("#login-submit")
-    page.wait_for_load_state()
-    assert "/login" not in page.url, page.content()
-    return page
+    return browser_login(browser, served.base, name, password)
 
 
 def _new_account(served: Served) -> str:

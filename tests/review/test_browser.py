@@ -4,58 +4,23 @@ captured page's scripts cannot run inside the console."""
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from storage.models import AnnualReport, AnnualReportEvent, Capture, Notification
 
-from .conftest import Served
-from .world import HANDLER_MARK, PASSWORD, SCRIPT_MARK
+from .conftest import Served, browser_login
+from .world import HANDLER_MARK, SCRIPT_MARK
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _login(browser: object, served: Served, name: str) -> object:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")  # type: ignore[attr-defined]
-    page = context.new_page()
-    page.goto(served.base + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state()
-    assert "/login" not in page.url, page.content()
-    return page
+def _login(browser: Any, served: Served, name: str) -> Any:
+    return browser_login(browser, served.base, name)
 
 
 def _unfold(page: object, cap_id: int) -> None:

@@ -6,8 +6,6 @@ and the lookup work, and the e-mailed letter keeps each unit's name on one line.
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,39 +16,14 @@ from reports.letter import ListNotice, office_letter
 from reports.source import noncompliance_from_db
 from storage.models import Capture, Finding, Unit
 
-from .conftest import Served
+from .conftest import Served, browser_login
 from .test_status_surfaces import forbidden
-from .world import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
-    from playwright.sync_api import sync_playwright  # imported here: only browser tests need it
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
 
 def _login(browser: Any, served: Served, name: str) -> Any:
-    page = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN").new_page()
-    page.goto(served.base + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
+    return browser_login(browser, served.base, name, width=1366)
 
 
 def _clean(page: Any) -> str:

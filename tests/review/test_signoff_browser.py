@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import shutil
 import socket
 import threading
 import time
@@ -24,14 +23,10 @@ from aiosmtpd.controller import Controller
 from review.decisions import send_notices
 from storage.models import AnnualReport, AuditEvent, Capture, Notification, User
 
-from .conftest import Served, serve
-from .world import PASSWORD, YEAR, build_world
+from .conftest import Served, browser_login, serve
+from .world import YEAR, build_world
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 class _Inbox:
@@ -83,29 +78,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         smtp.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _login(browser: Any, served: Served, name: str) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
-    page.goto(served.base + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
+    return browser_login(browser, served.base, name)
 
 
 def _report(served: Served, rid: int) -> AnnualReport:

@@ -35,7 +35,7 @@ from storage.evidence import EvidenceStore
 from storage.models import AnnualReport, Capture, Finding, Unit, User, Website
 from tests.crawler.scanning import workspace
 
-from .conftest import Served, serve
+from .conftest import Served, browser_login, serve
 from .world import PASSWORD, SECRET, YEAR, World
 
 pytestmark = [
@@ -43,8 +43,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed"),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 OFFICE = "130603"  # 北市区: CONAC's error image on one site, a malformed ICP number on another
 MAX_PAGES = 400
 
@@ -155,27 +153,8 @@ def demo(simnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _login(browser: Any, base: str, name: str) -> Any:
-    page = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN").new_page()
-    page.goto(base + "/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login-submit")
-    page.wait_for_load_state()
-    assert "/login" not in page.url, page.inner_text("body")
-    return page
+    return browser_login(browser, base, name, width=1366)
 
 
 def _check_text(path: str, text: str, walk: Walk) -> None:
